@@ -1,0 +1,4 @@
+"""OrbitMQ: a lightweight, RocketMQ-compatible messaging system."""
+
+__version__ = "0.1.0"
+__all__ = ["__version__"]
