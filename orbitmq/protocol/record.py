@@ -60,11 +60,18 @@ __all__ = [
     "encode_batch_body",
     "encode_properties",
     "encode_record",
+    "iter_record_spans",
     "java_string_hash",
     "normalize_ipv4",
     "offset_msg_id",
+    "patch_offsets",
+    "properties_span",
+    "record_properties",
     "record_size",
+    "record_store_timestamp",
+    "store_timestamp_pos",
     "tags_code",
+    "verify_record_crc",
 ]
 
 MAGIC_V1 = -626843481  # 0xDAA320A7 as a Java int
@@ -532,3 +539,55 @@ def decode_batch_body(buf: bytes | memoryview) -> list[tuple[int, bytes, dict[st
     except (struct.error, UnicodeDecodeError) as exc:
         raise ProtocolError(f"malformed batch body at {pos}: {exc}") from exc
     return out
+
+
+# -- read-side checks on raw record bytes (no full decode) -----------------------------------------------
+def _body_pos(view: memoryview) -> int:
+    (sys_flag,) = _I32.unpack_from(view, 36)
+    return 84 + (12 if sys_flag & SysFlag.BORNHOST_V6 else 0) + (12 if sys_flag & SysFlag.STOREHOST_V6 else 0)
+
+
+def verify_record_crc(view: memoryview) -> bool:
+    """True if the body CRC stored in the record matches its body: reads check what recovery checked."""
+    try:
+        pos = _body_pos(view)
+        (body_len,) = _I32.unpack_from(view, pos)
+        if body_len < 0 or pos + 4 + body_len > len(view):
+            return False
+        (stored,) = _I32.unpack_from(view, 8)
+        return body_crc(view[pos + 4 : pos + 4 + body_len]) == int(stored)
+    except struct.error:
+        return False
+
+
+def properties_span(view: memoryview) -> tuple[int, int]:
+    """``(start, length)`` of the properties text inside a raw record."""
+    try:
+        pos = _body_pos(view)
+        (body_len,) = _I32.unpack_from(view, pos)
+        pos += 4 + body_len
+        (magic,) = _I32.unpack_from(view, 4)
+        if magic == MAGIC_V2:
+            (topic_len,) = _U16.unpack_from(view, pos)
+            pos += 2 + topic_len
+        else:
+            pos += 1 + view[pos]
+        (props_len,) = _U16.unpack_from(view, pos)
+    except (struct.error, IndexError) as exc:
+        raise ProtocolError(f"malformed record properties: {exc}") from exc
+    return pos + 2, int(props_len)
+
+
+def record_properties(view: memoryview) -> dict[str, str]:
+    """The properties of a raw record, without decoding the rest (for record-level filters)."""
+    start, length = properties_span(view)
+    try:
+        return decode_properties(bytes(view[start : start + length]).decode())
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"malformed record properties: {exc}") from exc
+
+
+def record_store_timestamp(view: memoryview) -> int:
+    (sys_flag,) = _I32.unpack_from(view, 36)
+    (ts,) = _I64.unpack_from(view, store_timestamp_pos(sys_flag))
+    return int(ts)
