@@ -1,0 +1,197 @@
+"""Broker configuration: one frozen dataclass whose fields mirror RocketMQ's ``BrokerConfig`` properties.
+
+Only :mod:`orbitmq.cli` reads files, env and flags; it turns ``key=value`` lines into a config with
+:func:`broker_config_from_properties`. Keys are RocketMQ's own names so a RocketMQ ``broker.conf`` carries
+over; an unknown key or a bad value is a :class:`ConfigError` that names it. The store's keys
+(``storePathRootDir``, ``flushDiskType``, ``maxMessageSize`` ...) belong to ``StoreConfig``: the CLI routes
+each key to the config that knows it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Final
+
+from orbitmq.broker.delay_levels import DEFAULT_MESSAGE_DELAY_LEVEL, parse_delay_levels
+from orbitmq.core.errors import ConfigError
+
+__all__ = ["BROKER_PROPERTY_NAMES", "BrokerConfig", "broker_config_from_properties"]
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerConfig:
+    """Every field names the RocketMQ property it mirrors (``BrokerConfig`` unless said otherwise)."""
+
+    broker_name: str = "broker-a"  # brokerName
+    broker_cluster_name: str = "DefaultCluster"  # brokerClusterName
+    broker_id: int = 0  # brokerId (0 = master)
+    broker_ip1: str = "127.0.0.1"  # brokerIP1: the address registered with the NameServer
+    listen_port: int = 10911  # listenPort (NettyServerConfig)
+    namesrv_addr: tuple[str, ...] = ()  # namesrvAddr: "host:port;host:port"
+    auto_create_topic_enable: bool = (
+        True  # autoCreateTopicEnable: TBW102 template exists, sends create topics
+    )
+    default_topic_queue_nums: int = 8  # defaultTopicQueueNums: queues of TBW102 (cap for auto-created topics)
+    cluster_topic_enable: bool = (
+        True  # clusterTopicEnable: the cluster-name system topic is readable/writable
+    )
+    broker_topic_enable: bool = True  # brokerTopicEnable: the broker-name system topic is readable/writable
+    trace_topic_enable: bool = False  # traceTopicEnable: create the trace topic at start
+    msg_trace_topic_name: str = "RMQ_SYS_TRACE_TOPIC"  # msgTraceTopicName
+    validate_system_topic_when_update_topic: bool = True  # validateSystemTopicWhenUpdateTopic
+    revive_queue_num: int = 8  # reviveQueueNum: queues of rmq_sys_REVIVE_LOG_<cluster>
+    auto_create_subscription_group: bool = True  # autoCreateSubscriptionGroup
+    enable_create_sys_group: bool = True  # enableCreateSysGroup: CID_RMQ_SYS_* groups are auto-created
+    message_delay_level: str = DEFAULT_MESSAGE_DELAY_LEVEL  # messageDelayLevel (MessageStoreConfig)
+    long_polling_enable: bool = True  # longPollingEnable
+    short_polling_time_mills: int = 1000  # shortPollingTimeMills: hold time when long polling is off
+    register_broker_timeout_mills: int = 6000  # registerBrokerTimeoutMills (upstream 5.x default: 24000)
+    register_name_server_period: int = 30_000  # registerNameServerPeriod
+    channel_expired_timeout: int = 120_000  # channelExpiredTimeout: client silent this long is dropped
+    subscription_expired_timeout: int = 600_000  # subscriptionExpiredTimeout: pull-only (compensated) subs
+    notify_consumer_ids_changed_enable: bool = True  # notifyConsumerIdsChangedEnable
+    flush_consumer_offset_interval: int = 5000  # flushConsumerOffsetInterval (ms)
+    consumer_offset_update_version_step: int = (
+        500  # consumerOffsetUpdateVersionStep: commits per dataVersion bump
+    )
+    rebalance_lock_max_live_time: int = 60_000  # rocketmq.broker.rebalance.lockMaxLiveTime (JVM property)
+    broker_permission: int = 6  # brokerPermission: PermName bits (4 READ | 2 WRITE)
+    enable_property_filter: bool = (
+        False  # enablePropertyFilter: SQL92 filtering (not implemented: must be off)
+    )
+    trace_on: bool = True  # traceOn: sent to producers as TRACE_ON
+    region_id: str = "DefaultRegion"  # regionId: sent to producers as MSG_REGION
+
+    def __post_init__(self) -> None:
+        errors = _validate(self)
+        if errors:
+            raise ConfigError("; ".join(errors))
+
+    @property
+    def broker_addr(self) -> str:
+        """``brokerIP1:listenPort``, the address clients and the NameServer see."""
+        return f"{self.broker_ip1}:{self.listen_port}"
+
+    @property
+    def delay_levels_ms(self) -> tuple[int, ...]:
+        return parse_delay_levels(self.message_delay_level)
+
+
+#: RocketMQ property name → :class:`BrokerConfig` field name.
+BROKER_PROPERTY_NAMES: Final[dict[str, str]] = {
+    "brokerName": "broker_name",
+    "brokerClusterName": "broker_cluster_name",
+    "brokerId": "broker_id",
+    "brokerIP1": "broker_ip1",
+    "listenPort": "listen_port",
+    "namesrvAddr": "namesrv_addr",
+    "autoCreateTopicEnable": "auto_create_topic_enable",
+    "defaultTopicQueueNums": "default_topic_queue_nums",
+    "clusterTopicEnable": "cluster_topic_enable",
+    "brokerTopicEnable": "broker_topic_enable",
+    "traceTopicEnable": "trace_topic_enable",
+    "msgTraceTopicName": "msg_trace_topic_name",
+    "validateSystemTopicWhenUpdateTopic": "validate_system_topic_when_update_topic",
+    "reviveQueueNum": "revive_queue_num",
+    "autoCreateSubscriptionGroup": "auto_create_subscription_group",
+    "enableCreateSysGroup": "enable_create_sys_group",
+    "messageDelayLevel": "message_delay_level",
+    "longPollingEnable": "long_polling_enable",
+    "shortPollingTimeMills": "short_polling_time_mills",
+    "registerBrokerTimeoutMills": "register_broker_timeout_mills",
+    "registerNameServerPeriod": "register_name_server_period",
+    "channelExpiredTimeout": "channel_expired_timeout",
+    "subscriptionExpiredTimeout": "subscription_expired_timeout",
+    "notifyConsumerIdsChangedEnable": "notify_consumer_ids_changed_enable",
+    "flushConsumerOffsetInterval": "flush_consumer_offset_interval",
+    "consumerOffsetUpdateVersionStep": "consumer_offset_update_version_step",
+    "rocketmq.broker.rebalance.lockMaxLiveTime": "rebalance_lock_max_live_time",
+    "brokerPermission": "broker_permission",
+    "enablePropertyFilter": "enable_property_filter",
+    "traceOn": "trace_on",
+    "regionId": "region_id",
+}
+
+_FIELD_TO_PROPERTY: Final = {v: k for k, v in BROKER_PROPERTY_NAMES.items()}
+
+_POSITIVE_INTS: Final = (
+    "default_topic_queue_nums",
+    "revive_queue_num",
+    "short_polling_time_mills",
+    "register_broker_timeout_mills",
+    "register_name_server_period",
+    "channel_expired_timeout",
+    "subscription_expired_timeout",
+    "flush_consumer_offset_interval",
+    "consumer_offset_update_version_step",
+    "rebalance_lock_max_live_time",
+)
+
+
+def _validate(cfg: BrokerConfig) -> list[str]:
+    errors: list[str] = []
+
+    def bad(field: str, why: str) -> None:
+        errors.append(f"{_FIELD_TO_PROPERTY[field]}={getattr(cfg, field)!r}: {why}")
+
+    for name in ("broker_name", "broker_cluster_name", "broker_ip1"):
+        if not getattr(cfg, name).strip():
+            bad(name, "must not be blank")
+    if cfg.broker_id < 0:
+        bad("broker_id", "must be ≥ 0")
+    if not 0 <= cfg.listen_port <= 65535:
+        bad("listen_port", "must be a port number (0 picks a free port)")
+    for addr in cfg.namesrv_addr:
+        host, sep, port = addr.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+            bad("namesrv_addr", f"{addr!r} is not host:port")
+    for name in _POSITIVE_INTS:
+        if getattr(cfg, name) <= 0:
+            bad(name, "must be positive")
+    if not 0 <= cfg.broker_permission <= 15:
+        bad("broker_permission", "must be PermName bits (8 PRIORITY | 4 READ | 2 WRITE | 1 INHERIT)")
+    if cfg.enable_property_filter:
+        bad("enable_property_filter", "SQL92 property filtering is not supported by OrbitMQ")
+    try:
+        parse_delay_levels(cfg.message_delay_level)
+    except ConfigError as exc:
+        errors.append(str(exc))
+    return errors
+
+
+def _parse_bool(key: str, value: str) -> bool:
+    v = value.strip().lower()
+    if v == "true":
+        return True
+    if v == "false":
+        return False
+    raise ConfigError(f"{key}={value!r}: expected true or false")
+
+
+def _parse_int(key: str, value: str) -> int:
+    try:
+        return int(value.strip())
+    except ValueError:
+        raise ConfigError(f"{key}={value!r}: expected an integer") from None
+
+
+def _convert(key: str, value: str, current: object) -> object:
+    if isinstance(current, bool):
+        return _parse_bool(key, value)
+    if isinstance(current, int):
+        return _parse_int(key, value)
+    if isinstance(current, tuple):
+        return tuple(part.strip() for part in value.split(";") if part.strip())
+    return value.strip()
+
+
+def broker_config_from_properties(props: dict[str, str], base: BrokerConfig) -> BrokerConfig:
+    """``base`` with the RocketMQ-named ``props`` applied; :class:`ConfigError` naming any bad key/value."""
+    changes: dict[str, object] = {}
+    for key, value in props.items():
+        field_name = BROKER_PROPERTY_NAMES.get(key)
+        if field_name is None:
+            raise ConfigError(f"unknown broker property {key!r} (value {value!r})")
+        changes[field_name] = _convert(key, value, getattr(base, field_name))
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
