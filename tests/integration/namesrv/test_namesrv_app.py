@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from orbitmq.core.clock import FakeClock
+from orbitmq.core.errors import ConfigError
 from orbitmq.core.service import ServiceState
 from orbitmq.namesrv import NamesrvApp, NamesrvConfig
 from orbitmq.namesrv.bodies import RegisterBrokerBody, encode_register_broker_body
@@ -398,3 +399,11 @@ async def test_two_nameservers_run_side_by_side(client: RemotingClient) -> None:
         await first.stop()
         await second.stop()
     assert first.state is ServiceState.STOPPED and second.expiry.state is ServiceState.STOPPED
+
+
+async def test_port_in_use_fails_start_cleanly(app: NamesrvApp) -> None:
+    clash = NamesrvApp(NamesrvConfig(port=app.port))
+    with pytest.raises(ConfigError, match="listenPort"):
+        await clash.start()
+    await clash.stop()
+    assert clash.state is ServiceState.STOPPED and clash.expiry.state is ServiceState.NEW
