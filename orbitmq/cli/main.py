@@ -1,0 +1,188 @@
+"""The ``orbitmq`` command. Flags, files and environment are read here and nowhere else.
+
+Every server prints ``orbitmq <component> ready on HOST:PORT`` once it accepts connections, stops cleanly on
+SIGTERM/SIGINT (flush, checkpoint, exit 0), and takes port 0 to mean "pick a free port".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+
+from orbitmq.cli.config import namesrv_config, read_properties, split_by_component, store_config
+from orbitmq.core.errors import ConfigError, OrbitError
+from orbitmq.namesrv.app import NamesrvApp
+from orbitmq.namesrv.config import NamesrvConfig
+from orbitmq.store import FileMessageStore, FlushDiskType, StoreConfig
+
+__all__ = ["main"]
+
+log = logging.getLogger("orbitmq.cli")
+
+
+@dataclass
+class Component:
+    """A server the command runs: its name, how to start and stop it, and where it listens."""
+
+    name: str
+    start: Callable[[], Awaitable[None]]
+    stop: Callable[[], Awaitable[None]]
+    address: Callable[[], str | None]
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-c", dest="config", metavar="FILE", help="RocketMQ-style properties file (key=value lines)"
+    )
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="key=value", help="set one key")
+    p.add_argument(
+        "--log-level", default=os.environ.get("ORBITMQ_LOG_LEVEL", "INFO"), help="DEBUG, INFO, ..."
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="orbitmq", description="A lightweight RocketMQ-compatible broker")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sa = sub.add_parser("standalone", help="NameServer + Broker (+ Proxy) in one process")
+    sa.add_argument("--data-dir", default=os.path.join(os.path.expanduser("~"), ".orbitmq", "data"))
+    sa.add_argument("--host", default="127.0.0.1")
+    sa.add_argument("--namesrv-port", type=int, default=9876)
+    sa.add_argument("--broker-port", type=int, default=10911)
+    sa.add_argument("--proxy-port", type=int, default=8081)
+    sa.add_argument("--metrics-port", type=int, default=5557)
+    sa.add_argument("--flush-disk-type", choices=[t.value for t in FlushDiskType], default=None)
+    _common(sa)
+
+    ns = sub.add_parser("namesrv", help="run a NameServer")
+    ns.add_argument("--host", default="127.0.0.1")
+    ns.add_argument("--port", type=int, default=9876)
+    _common(ns)
+
+    pr = sub.add_parser("proxy", help="run a gRPC proxy (not available yet)")
+    pr.add_argument("--namesrv", required=True)
+    pr.add_argument("--host", default="127.0.0.1")
+    pr.add_argument("--port", type=int, default=8081)
+    _common(pr)
+
+    bench = sub.add_parser("bench", help="benchmarks (JSON output)")
+    bsub = bench.add_subparsers(dest="workload", required=True)
+    bs = bsub.add_parser(
+        "store", help="CommitLog append/read throughput and recovery time vs the disk's limits"
+    )
+    bs.add_argument("--seconds", type=float, default=3.0, help="duration of each timed run")
+    bs.add_argument("--recovery-mib", type=int, default=256, help="log size written for the recovery run")
+    bs.add_argument("--dir", default=None, help="where to create the benchmark's temp dir (which disk)")
+    return parser
+
+
+# -- component builders ----------------------------------------------------------------------------------
+def _store_component(cfg: StoreConfig) -> tuple[Component, FileMessageStore]:
+    store = FileMessageStore(cfg)
+    return Component("store", store.start, store.stop, lambda: None), store
+
+
+def _namesrv_component(cfg: NamesrvConfig) -> Component:
+    app = NamesrvApp(cfg)
+    return Component("namesrv", app.start, app.stop, lambda: f"{cfg.host}:{app.port}")
+
+
+def standalone_components(args: argparse.Namespace) -> list[Component]:
+    props = read_properties(args.config, args.sets)
+    parts = split_by_component(props, ["store", "namesrv", "broker"])
+    scfg = store_config(parts["store"], StoreConfig(store_path_root_dir=args.data_dir))
+    if args.flush_disk_type:
+        scfg = replace(scfg, flush_disk_type=FlushDiskType(args.flush_disk_type))
+    ncfg = namesrv_config(parts["namesrv"], NamesrvConfig(host=args.host, port=args.namesrv_port))
+    os.makedirs(scfg.store_path_root_dir, exist_ok=True)
+    store, _ = _store_component(scfg)
+    return [_namesrv_component(ncfg), store]
+
+
+def namesrv_components(args: argparse.Namespace) -> list[Component]:
+    props = read_properties(args.config, args.sets)
+    parts = split_by_component(props, ["namesrv"])
+    return [
+        _namesrv_component(namesrv_config(parts["namesrv"], NamesrvConfig(host=args.host, port=args.port)))
+    ]
+
+
+# -- running servers -------------------------------------------------------------------------------------
+async def serve(kind: str, components: Sequence[Component]) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    started: list[Component] = []
+    try:
+        for comp in components:
+            await comp.start()
+            started.append(comp)
+            addr = comp.address()
+            if addr is not None and kind == "standalone":
+                print(f"orbitmq {comp.name} ready on {addr}", flush=True)
+        first = next((c.address() for c in components if c.address() is not None), None)
+        print(f"orbitmq {kind} ready on {first}", flush=True)
+        log.info("%s running; SIGTERM or SIGINT stops it", kind)
+        await stop.wait()
+        log.info("%s stopping", kind)
+    finally:
+        for comp in reversed(started):
+            try:
+                await comp.stop()
+            except Exception:
+                log.exception("stopping %s failed", comp.name)
+                raise
+    return 0
+
+
+def _run(coro: Awaitable[int]) -> int:
+    try:
+        import uvloop
+
+        return uvloop.run(coro)  # type: ignore[arg-type]
+    except ImportError:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        if args.command == "standalone":
+            return _run(serve("standalone", standalone_components(args)))
+        if args.command == "namesrv":
+            return _run(serve("namesrv", namesrv_components(args)))
+        if args.command == "proxy":
+            print(
+                "orbitmq proxy: the gRPC proxy is not implemented yet (see docs/status.md)", file=sys.stderr
+            )
+            return 2
+        if args.command == "bench" and args.workload == "store":
+            from orbitmq.cli.bench.store import run_store_bench
+
+            result = run_store_bench(args.seconds, args.recovery_mib, args.dir)
+            print(json.dumps(result, indent=2))
+            return 0
+    except ConfigError as exc:
+        print(f"orbitmq: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except OrbitError as exc:
+        print(f"orbitmq: {exc}", file=sys.stderr)
+        return 1
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
