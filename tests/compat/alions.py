@@ -42,6 +42,8 @@ Predicate = Callable[[Event], bool]
 _T = TypeVar("_T")
 
 _STDERR_TAIL_LINES = 200
+#: Longest stdout line accepted: a "msg" event carries the whole body (asyncio's default is 64 KiB).
+_LINE_LIMIT = 64 * 1024 * 1024
 _instance_counter = itertools.count(1)
 
 
@@ -109,6 +111,7 @@ class NodeProcess:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            limit=_LINE_LIMIT,
         )
         self._readers = [
             asyncio.create_task(self._read_stdout(), name=f"{self.name}-stdout"),

@@ -165,11 +165,14 @@ async def test_bad_configuration_exits_2_and_wait_for_reports_the_exit(alions: N
     assert proc.find("fatal")[0]["error"] == {"name": "ConfigError", "message": "config.nameSrv is required"}
 
 
-async def test_stop_kills_a_process_that_ignores_sigterm(node_environment: None, tmp_path: Path) -> None:
+async def test_stop_falls_back_to_sigkill_and_keeps_odd_or_long_stdout_lines(
+    node_environment: None, tmp_path: Path
+) -> None:
     script = tmp_path / "ignore_sigterm.js"
     script.write_text(
         "process.on('SIGTERM', () => process.stdout.write(JSON.stringify({event: 'ignored'}) + '\\n'));\n"
-        "process.stdout.write('not json\\n' + JSON.stringify({event: 'ready'}) + '\\n');\n"
+        "process.stdout.write('not json\\n' + JSON.stringify({event: 'big', body: 'x'.repeat(300000)}) + '\\n');\n"
+        "process.stdout.write(JSON.stringify({event: 'ready'}) + '\\n');\n"
         "setInterval(() => {}, 1000);\n"
     )
     proc = await NodeProcess(str(script), {}).start()
@@ -178,6 +181,7 @@ async def test_stop_kills_a_process_that_ignores_sigterm(node_environment: None,
         assert await proc.stop(timeout=2) == -9  # SIGTERM was ignored, so SIGKILL ended it
         assert proc.find("ignored")
         assert proc.events[0] == {"event": "_raw", "line": "not json"}
+        assert len(proc.events[1]["body"]) == 300_000  # lines far beyond asyncio's 64 KiB default
     finally:
         await proc.kill()
 
