@@ -16,6 +16,7 @@ import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from orbitmq.core.errors import ClientError, ProtocolError
 from orbitmq.net.dispatch import DispatchTable, handle_request
@@ -157,8 +158,8 @@ class Connection(asyncio.Protocol):
 
     # -- asyncio.Protocol --------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports implement the Transport interface without subclassing it.
+        self._transport = cast(asyncio.Transport, transport)
         self.remote_addr = _addr(transport.get_extra_info("peername"))
         self.local_addr = _addr(transport.get_extra_info("sockname"))
         self._counters.connections_opened += 1

@@ -14,6 +14,21 @@ from orbitmq.net import Connection, DispatchTable, RemotingClient, RemotingServe
 from orbitmq.protocol.command import RemotingCommand
 from orbitmq.protocol.frame import FrameDecoder, encode_command_bytes
 
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Run every test here on the standard loop and, when installed, on uvloop (the CLI's fast path):
+    uvloop's transports differ in the details (no Transport subclass, their own writelines)."""
+    factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop}
+    try:
+        import uvloop
+    except ImportError:
+        return factories
+    factories["uvloop"] = uvloop.new_event_loop
+    return factories
+
+
 ECHO = 1
 GATED = 2
 FAILS = 4

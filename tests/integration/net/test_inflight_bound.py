@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from orbitmq.net import RemotingClient
+from orbitmq.net import Connection, RemotingClient
 from orbitmq.protocol.codes import ResponseCode
 from orbitmq.protocol.frame import encode_command_bytes
 
@@ -57,3 +57,31 @@ async def test_reading_resumes_for_later_requests(
     got = [await peer.read_command() for _ in range(50)]
     assert sorted(r.opaque for r in got) == list(range(1, 51))
     assert all(r.ext_fields["n"] == str(r.opaque) for r in got)
+
+
+async def test_peer_that_does_not_read_stops_being_read(
+    make_server: Callable[..., Awaitable[Harness]],
+    raw_peers: Callable[[str], Awaitable[RawPeer]],
+) -> None:
+    """Answers pile up in the transport only to its high-water mark: then the server stops reading requests
+    from that peer, so a client that sends without reading cannot make the server buffer without bound."""
+    h = await make_server()
+    peer = await raw_peers(h.addr)
+    body = b"x" * (256 * 1024)
+    count = 64  # 16 MiB of answers: far more than socket buffers plus the transport's high-water mark
+    peer.writer.transport.set_write_buffer_limits(high=64 * 1024 * 1024)  # our side must not block first
+    peer.writer.write(
+        b"".join(encode_command_bytes(request(ECHO, i, body=body, opaque=i)) for i in range(count))
+    )
+    (server_side,) = await _connections(h)
+    await until(lambda: server_side.reading_paused)
+    assert h.server.counters.requests_received < count
+    got = [await peer.read_command() for _ in range(count)]
+    assert sorted(r.opaque for r in got) == list(range(count))
+    assert all(r.body == body for r in got)
+    assert h.server.counters.requests_received == count
+
+
+async def _connections(h: Harness) -> list[Connection]:
+    await until(lambda: len(h.server.connections) == 1)
+    return list(h.server.connections)
