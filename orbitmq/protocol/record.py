@@ -29,6 +29,7 @@ segment and MAGICCODE = 0xCBD43194. Decoders read sequentially; every field is e
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import os
 import struct
@@ -91,6 +92,7 @@ _I32 = struct.Struct(">i")
 _I64 = struct.Struct(">q")
 _U16 = struct.Struct(">H")
 _HEAD = struct.Struct(">ii")
+_TAIL = struct.Struct(">iqi")
 
 
 class SysFlag(enum.IntFlag):
@@ -199,7 +201,9 @@ def normalize_ipv4(host: str) -> str:
     return str(ip)
 
 
+@functools.lru_cache(maxsize=4096)
 def _pack_host(host: str, port: int) -> tuple[bytes, bool]:
+    # Cached: a broker sees few distinct hosts, and parsing an address costs more than encoding a record.
     ip = ipaddress.ip_address(host)
     return ip.packed + _I32.pack(port), isinstance(ip, ipaddress.IPv6Address)
 
@@ -264,11 +268,14 @@ def record_size(body_len: int, topic_len: int, props_len: int, *, v6_hosts: int 
     return PREFIX_SIZE + 12 * v6_hosts + body_len + (2 if v2 else 1) + topic_len + 2 + props_len
 
 
+_V6_FLAGS = int(SysFlag.BORNHOST_V6) | int(SysFlag.STOREHOST_V6)
+
+
 def encode_record(
     *,
     topic: str,
     body: bytes | memoryview,
-    properties: str | Mapping[str, str] = "",
+    properties: str | bytes | Mapping[str, str] = "",
     queue_id: int = 0,
     flag: int = 0,
     queue_offset: int = 0,
@@ -282,10 +289,15 @@ def encode_record(
     prepared_transaction_offset: int = 0,
     crc: int | None = None,
 ) -> bytes:
-    """Encode one record. V1 magic unless the topic needs two length bytes (only retry/DLQ topics may)."""
+    """Encode one record. V1 magic unless the topic needs two length bytes (only retry/DLQ topics may).
+
+    ``properties`` may be given already encoded (bytes), as the store does to size a record before writing.
+    """
     topic_b = topic.encode()
-    props_text = properties if isinstance(properties, str) else encode_properties(properties)
-    props_b = props_text.encode()
+    if isinstance(properties, bytes):
+        props_b = properties
+    else:
+        props_b = (properties if isinstance(properties, str) else encode_properties(properties)).encode()
     if len(props_b) > PROPERTIES_BYTES_MAX:
         raise ProtocolError(f"properties too long: {len(props_b)} > {PROPERTIES_BYTES_MAX} bytes")
     if len(topic_b) > 0x7FFF:
@@ -293,36 +305,42 @@ def encode_record(
     v2 = len(topic_b) > 127
     born_b, born_v6 = _pack_host(*born_host)
     store_b, store_v6 = _pack_host(*store_host)
-    sys_flag &= ~(SysFlag.BORNHOST_V6 | SysFlag.STOREHOST_V6)
-    if born_v6:
-        sys_flag |= SysFlag.BORNHOST_V6
-    if store_v6:
-        sys_flag |= SysFlag.STOREHOST_V6
-    total = record_size(len(body), len(topic_b), len(props_b), v6_hosts=born_v6 + store_v6, v2=v2)
-    parts = [
-        struct.pack(
-            ">iiiiiqqiq",
-            total,
-            MAGIC_V2 if v2 else MAGIC_V1,
-            body_crc(body) if crc is None else crc,
-            queue_id,
-            flag,
-            queue_offset,
-            physical_offset,
-            sys_flag,
-            born_timestamp,
-        ),
-        born_b,
-        _I64.pack(store_timestamp),
-        store_b,
-        struct.pack(">iqi", reconsume_times, prepared_transaction_offset, len(body)),
-        bytes(body),
-        (_U16.pack(len(topic_b)) if v2 else bytes((len(topic_b),))),
-        topic_b,
-        _U16.pack(len(props_b)),
-        props_b,
-    ]
-    out = b"".join(parts)
+    sys_flag = (sys_flag & ~_V6_FLAGS) | (0x10 if born_v6 else 0) | (0x20 if store_v6 else 0)
+    total = (
+        PREFIX_SIZE
+        + 12 * (born_v6 + store_v6)
+        + len(body)
+        + (2 if v2 else 1)
+        + len(topic_b)
+        + 2
+        + len(props_b)
+    )
+    head = struct.pack(
+        ">iiiiiqqiq",
+        total,
+        MAGIC_V2 if v2 else MAGIC_V1,
+        body_crc(body) if crc is None else crc,
+        queue_id,
+        flag,
+        queue_offset,
+        physical_offset,
+        sys_flag,
+        born_timestamp,
+    )
+    out = b"".join(
+        (
+            head,
+            born_b,
+            _I64.pack(store_timestamp),
+            store_b,
+            _TAIL.pack(reconsume_times, prepared_transaction_offset, len(body)),
+            body,
+            (_U16.pack(len(topic_b)) if v2 else bytes((len(topic_b),))),
+            topic_b,
+            _U16.pack(len(props_b)),
+            props_b,
+        )
+    )
     assert len(out) == total
     return out
 

@@ -141,9 +141,12 @@ class GetResult:
         return sum(len(b) for b in self.buffers)
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class DispatchRequest:
-    """A record that reached the consume queue: what long polling and listeners need to know of it."""
+    """A record that reached the consume queue: what long polling and listeners need to know of it.
+
+    Treat it as read-only; it is not frozen only because frozen dataclasses are slow to build on the hot path.
+    """
 
     topic: str
     queue_id: int

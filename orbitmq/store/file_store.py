@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from orbitmq.core.clock import Clock, RealClock
 from orbitmq.core.errors import ProtocolError, StoreError
+from orbitmq.core.limits import PROPERTIES_BYTES_MAX
 from orbitmq.core.service import ServiceGroup
 from orbitmq.protocol.record import (
     TRANSACTION_MASK,
@@ -30,9 +31,10 @@ from orbitmq.protocol.record import (
     Prop,
     SysFlag,
     decode_record,
+    encode_properties,
     encode_record,
     offset_msg_id,
-    patch_offsets,
+    record_size,
     record_store_timestamp,
     tags_code,
 )
@@ -62,6 +64,7 @@ __all__ = ["FileMessageStore", "StoreStats"]
 log = logging.getLogger("orbitmq.store")
 
 _NOT_DISPATCHED = (int(SysFlag.TRANSACTION_PREPARED), int(SysFlag.TRANSACTION_ROLLBACK))
+TOPIC_LENGTH_MAX = 0x7FFF
 
 
 @dataclass(slots=True)
@@ -266,10 +269,11 @@ class FileMessageStore:
             return refusal
         if not msgs:
             return PutResult(PutStatus.MESSAGE_ILLEGAL, remark="no message")
-        encoded: list[tuple[bytes, MessageToStore, int]] = []
+        prepared: list[tuple[MessageToStore, bytes, int, int]] = []  # (msg, properties, queue offset, size)
         now = self.clock.now_ms()
         key = (msgs[0].topic, msgs[0].queue_id)
         next_qo = self._queue_offsets.get(key, 0)
+        topic_len = len(key[0].encode())
         for msg in msgs:
             if (msg.topic, msg.queue_id) != key:
                 return PutResult(PutStatus.MESSAGE_ILLEGAL, remark="a batch must target one topic and queue")
@@ -277,44 +281,41 @@ class FileMessageStore:
                 return PutResult(
                     PutStatus.MESSAGE_ILLEGAL, remark=f"body of {len(msg.body)} bytes exceeds maxMessageSize"
                 )
-            in_queue = (msg.sys_flag & TRANSACTION_MASK) not in _NOT_DISPATCHED
-            qo = next_qo if in_queue else 0
-            try:
-                data = encode_record(
-                    topic=msg.topic,
-                    body=msg.body,
-                    properties=msg.properties,
-                    queue_id=msg.queue_id,
-                    flag=msg.flag,
-                    queue_offset=qo,
-                    sys_flag=msg.sys_flag,
-                    born_timestamp=msg.born_timestamp,
-                    born_host=msg.born_host,
-                    store_timestamp=now,
-                    store_host=self.config.store_host,
-                    reconsume_times=msg.reconsume_times,
-                    prepared_transaction_offset=msg.prepared_transaction_offset,
+            props_b = encode_properties(msg.properties).encode()
+            if len(props_b) > PROPERTIES_BYTES_MAX:
+                return PutResult(
+                    PutStatus.PROPERTIES_SIZE_EXCEEDED, remark=f"properties of {len(props_b)} bytes"
                 )
-            except ProtocolError as exc:
-                status = (
-                    PutStatus.PROPERTIES_SIZE_EXCEEDED
-                    if "properties" in str(exc)
-                    else PutStatus.MESSAGE_ILLEGAL
-                )
-                return PutResult(status, remark=str(exc))
-            if len(data) + 8 > self.config.mapped_file_size_commit_log:
+            if topic_len > TOPIC_LENGTH_MAX:
+                return PutResult(PutStatus.MESSAGE_ILLEGAL, remark=f"topic of {topic_len} bytes")
+            size = record_size(len(msg.body), topic_len, len(props_b), v2=topic_len > 127)
+            if size + 8 > self.config.mapped_file_size_commit_log:
                 return PutResult(PutStatus.MESSAGE_ILLEGAL, remark="record larger than a CommitLog segment")
-            encoded.append((data, msg, qo))
+            in_queue = (msg.sys_flag & TRANSACTION_MASK) not in _NOT_DISPATCHED
+            prepared.append((msg, props_b, next_qo if in_queue else 0, size))
             next_qo += in_queue
         first_phy = -1
-        total = 0
-        for data, msg, qo in encoded:
-            phy = self.commitlog.reserve(len(data))
-            record = bytearray(data)
-            patch_offsets(record, 0, qo, phy)
-            self.commitlog.write(phy, record)
-            first_phy = phy if first_phy < 0 else first_phy
-            total += len(data)
+        for msg, props_b, qo, size in prepared:
+            phy = self.commitlog.reserve(size)
+            data = encode_record(
+                topic=msg.topic,
+                body=msg.body,
+                properties=props_b,
+                queue_id=msg.queue_id,
+                flag=msg.flag,
+                queue_offset=qo,
+                physical_offset=phy,
+                sys_flag=msg.sys_flag,
+                born_timestamp=msg.born_timestamp,
+                born_host=msg.born_host,
+                store_timestamp=now,
+                store_host=self.config.store_host,
+                reconsume_times=msg.reconsume_times,
+                prepared_transaction_offset=msg.prepared_transaction_offset,
+            )
+            self.commitlog.write(phy, data)
+            if first_phy < 0:
+                first_phy = phy
             tc = msg.tags_code if msg.tags_code is not None else tags_code(msg.properties.get(Prop.TAGS))
             req = DispatchRequest(
                 msg.topic, msg.queue_id, qo, phy, len(data), tc, now, msg.sys_flag, msg.properties
@@ -327,12 +328,12 @@ class FileMessageStore:
         self._queue_offsets[key] = next_qo
         self._last_store_ts = now
         self.stats.put_ok += len(msgs)
-        self.stats.put_bytes += total
+        self.stats.put_bytes += self.commitlog.write_pos - first_phy
         return PutResult(
             PutStatus.PUT_OK,
             physical_offset=first_phy,
             wrote_bytes=self.commitlog.write_pos - first_phy,
-            queue_offset=encoded[0][2],
+            queue_offset=prepared[0][2],
             msg_id=offset_msg_id(*self.config.store_host, first_phy),
             store_timestamp=now,
             count=len(msgs),
