@@ -1,0 +1,74 @@
+"""The command-line contract: ready lines, clean stop on SIGTERM/SIGINT, configuration errors that name the key."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+CMD = [sys.executable, "-m", "orbitmq.cli"]
+
+
+def start(args: list[str]) -> tuple[subprocess.Popen[str], list[str]]:
+    proc = subprocess.Popen([*CMD, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line.strip())
+        if line.startswith(f"orbitmq {args[0]} ready on"):
+            return proc, lines
+    proc.kill()
+    raise AssertionError(f"no ready line; got {lines}; stderr: {proc.stderr.read() if proc.stderr else ''}")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_standalone_prints_ready_and_stops_cleanly(tmp_path, sig) -> None:
+    data = tmp_path / "data"
+    proc, lines = start(["standalone", "--data-dir", str(data), "--namesrv-port", "0", "--broker-port", "0"])
+    ready = lines[-1]
+    host, port = ready.rsplit(" ", 1)[1].rsplit(":", 1)
+    assert host == "127.0.0.1" and int(port) > 0
+    assert (data / "abort").exists()  # running: an unclean stop would be detected
+    proc.send_signal(sig)
+    assert proc.wait(timeout=30) == 0
+    assert not (data / "abort").exists()  # clean stop: flushed and checkpointed
+    assert (data / "checkpoint").stat().st_size > 0
+
+
+def test_unknown_configuration_key_is_an_error_naming_it(tmp_path) -> None:
+    conf = tmp_path / "broker.conf"
+    conf.write_text("# a RocketMQ broker.conf\nflushDiskType=SYNC_FLUSH\nflushDiskTyp=ASYNC_FLUSH\n")
+    proc = subprocess.run(
+        [*CMD, "standalone", "--data-dir", str(tmp_path / "d"), "-c", str(conf)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "flushDiskTyp" in proc.stderr
+    assert not os.path.exists(tmp_path / "d" / "abort")
+
+
+def test_bad_value_is_an_error_naming_the_key(tmp_path) -> None:
+    proc = subprocess.run(
+        [*CMD, "standalone", "--data-dir", str(tmp_path / "d"), "--set", "maxMessageSize=lots"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "maxMessageSize" in proc.stderr
+
+
+def test_namesrv_runs_alone(tmp_path) -> None:
+    proc, lines = start(["namesrv", "--port", "0"])
+    assert lines[-1].startswith("orbitmq namesrv ready on 127.0.0.1:")
+    proc.terminate()
+    assert proc.wait(timeout=30) == 0
