@@ -102,8 +102,10 @@ class SubscriptionData:
         expression_type = obj.get("expressionType") or EXPRESSION_TAG
         if not isinstance(sub_string, str | None) or not isinstance(expression_type, str):
             raise ProtocolError(f"subscription data of {topic}: bad subString/expressionType")
-        tags = obj.get("tagsSet") or []
-        codes = obj.get("codeSet") or []
+        tags = obj.get("tagsSet")
+        codes = obj.get("codeSet")
+        tags = [] if tags is None else tags
+        codes = [] if codes is None else codes
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise ProtocolError(f"subscription data of {topic}: tagsSet must be a list of strings")
         if not isinstance(codes, list) or not all(_is_int(c) for c in codes):

@@ -145,6 +145,7 @@ def test_from_json_of_a_java_heartbeat() -> None:
         {"subString": "*"},
         {"topic": ""},
         {"topic": "T", "tagsSet": "a"},
+        {"topic": "T", "tagsSet": {}},
         {"topic": "T", "codeSet": ["x"]},
         {"topic": "T", "codeSet": [True]},
         {"topic": "T", "subVersion": "1"},
