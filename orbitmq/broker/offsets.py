@@ -66,7 +66,8 @@ class ConsumerOffsetManager(JsonConfigManager):
     def commit_offset(
         self, group: str, topic: str, queue_id: int, offset: int, client_host: str = ""
     ) -> bool:
-        """Store ``offset`` as the group's next offset on the queue; False (nothing stored) when negative."""
+        """Store ``offset`` as the group's next offset on the queue; False (nothing stored) when the offset
+        or the queue id is negative. The caller checks the queue exists (INVALID_PARAMETER)."""
         if offset < 0:
             log.debug(
                 "ignored negative commit %d for %s@%s q%d from %s",
@@ -76,6 +77,9 @@ class ConsumerOffsetManager(JsonConfigManager):
                 queue_id,
                 client_host,
             )
+            return False
+        if queue_id < 0:
+            log.warning("ignored commit for queue %d of %s@%s from %s", queue_id, topic, group, client_host)
             return False
         key = topic_group_key(topic, group)
         with self._lock:

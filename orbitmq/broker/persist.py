@@ -161,10 +161,6 @@ class JsonConfigManager:
             raise StoreError(f"config file {self.path} has an unexpected shape: {exc}") from exc
         return True
 
-    def encode(self) -> bytes:
-        with self._lock:
-            return dump_json(self.encode_obj())
-
     def _snapshot(self) -> tuple[bytes, int]:
         with self._lock:
             return dump_json(self.encode_obj()), self._changes

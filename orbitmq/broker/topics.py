@@ -585,9 +585,6 @@ class TopicConfigManager(JsonConfigManager):
     # -- serialisation ---------------------------------------------------------------------------------
     def topic_config_wrapper(self) -> dict[str, Any]:
         """``TopicConfigSerializeWrapper`` JSON: the REGISTER_BROKER body's ``topicConfigSerializeWrapper``."""
-        return self.encode_obj_locked()
-
-    def encode_obj_locked(self) -> dict[str, Any]:
         with self._lock:
             return self.encode_obj()
 

@@ -38,6 +38,8 @@ def test_negative_commit_never_overwrites_and_never_creates() -> None:
     m.commit_offset("g", "t", 0, 9)
     assert not m.commit_offset("g", "t", 0, -1)
     assert m.query_offset("g", "t", 0) == 9
+    assert not m.commit_offset("g", "t", -1, 3)
+    assert m.query_offsets("g", "t") == {0: 9}
 
 
 def test_lower_commit_is_stored_and_logged(caplog) -> None:
