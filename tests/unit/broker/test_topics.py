@@ -300,3 +300,10 @@ def test_wrapper_is_the_register_broker_shape() -> None:
     assert set(wrapper) == {"dataVersion", "topicConfigTable"}
     assert wrapper["topicConfigTable"][TBW102]["perm"] == int(Perm.RW | Perm.INHERIT)
     assert set(wrapper["dataVersion"]) == {"counter", "stateVersion", "timestamp"}
+
+
+def test_perm_helpers() -> None:
+    from orbitmq.broker.topics import is_inherited, is_readable, is_writeable
+
+    assert is_readable(6) and is_writeable(6) and not is_inherited(6)
+    assert is_inherited(7) and not is_writeable(4) and not is_readable(2)
