@@ -18,9 +18,10 @@ from orbitmq.protocol.record import (
     MAGIC_V1,
     MAGIC_V2,
     PREFIX_SIZE,
-    body_crc,
+    MessageRecord,
     decode_record,
     properties_span,
+    verify_record_crc,
 )
 from orbitmq.store.fileops import FileOps
 from orbitmq.store.mapped_file import MappedFile, offset_file_name
@@ -33,8 +34,8 @@ _BLANK = struct.Struct(">ii")
 _I64 = struct.Struct(">q")
 BLANK_SIZE = 8
 
-#: What recovery hands to its callback for every valid record: (physical offset, record bytes).
-ScannedRecord = tuple[int, memoryview]
+#: What recovery yields for every valid record: (physical offset, size, decoded record without its body).
+ScannedRecord = tuple[int, int, MessageRecord]
 
 
 class CommitLog:
@@ -162,28 +163,33 @@ class CommitLog:
             if magic == BLANK_MAGIC and size == seg.size - pos:
                 offset = self.write_pos = seg.end
                 continue
-            if not self._valid(view, pos, size, magic, offset, check_crc, seg.size):
+            rec = self._valid(view, pos, size, magic, offset, check_crc, seg.size)
+            if rec is None:
                 return
-            yield offset, view[pos : pos + size]
+            yield offset, size, rec
             offset += size
             self.write_pos = offset
 
     @staticmethod
     def _valid(
         view: memoryview, pos: int, size: int, magic: int, offset: int, check: bool, limit: int
-    ) -> bool:
+    ) -> MessageRecord | None:
+        """The decoded record (body dropped) if the record at ``pos`` is whole and sound, else None."""
         if magic not in (MAGIC_V1, MAGIC_V2) or size < PREFIX_SIZE or pos + size > limit:
-            return False
+            return None
+        record = view[pos : pos + size]
         try:
-            rec = decode_record(view[pos : pos + size], 0, with_body=check)
+            rec = decode_record(record, 0, with_body=False)
+            _start, props_len = properties_span(record)
         except Exception:
-            return False
+            return None
         if rec.physical_offset != offset:
-            return False  # a stale record from before an earlier truncation, never a live one
-        _start, props_len = properties_span(view[pos : pos + size])
-        if props_len and view[pos + size - 1] != 0x02:
-            return False  # properties end with their separator (or are empty): a clipped tail is torn
-        return not check or body_crc(rec.body) == rec.body_crc
+            return None  # a stale record from before an earlier truncation, never a live one
+        if props_len and record[size - 1] != 0x02:
+            return None  # properties end with their separator (or are empty): a clipped tail is torn
+        if check and not verify_record_crc(record):
+            return None
+        return rec
 
     def truncate_after(self, end: int) -> None:
         """Forget every byte from ``end`` on: later segments are deleted, the tail of the last is zeroed."""

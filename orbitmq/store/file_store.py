@@ -191,9 +191,8 @@ class FileMessageStore:
             if self.commitlog.segment_at(start) is None:
                 start = self.commitlog.min_offset
             self._dispatched = start
-            for phy, view in self.commitlog.scan(start, self.config.check_crc_on_recover):
-                rec = decode_record(view, 0, with_body=False)
-                self._dispatch(self._request_of(rec, phy, len(view)), self._keys_of(rec))
+            for phy, size, rec in self.commitlog.scan(start, self.config.check_crc_on_recover):
+                self._dispatch(self._request_of(rec, phy, size), self._keys_of(rec))
                 self.stats.recovered_records += 1
             end = self.commitlog.write_pos
         last = self.commitlog.segments[-1].end if self.commitlog.segments else 0

@@ -83,8 +83,11 @@ async def append_run(
     start = timer()
     await asyncio.gather(*(appender(i) for i in range(appenders)))
     elapsed = timer() - start
+    gc = store.group_commit
+    per_fsync = round(gc.flushed_requests / gc.flushes, 1) if gc is not None and gc.flushes else None
     await store.stop()
     return {
+        "appends_per_fsync": per_fsync,
         "flush": flush.value,
         "batch": batch,
         "appenders": appenders,
