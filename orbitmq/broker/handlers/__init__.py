@@ -1,0 +1,38 @@
+"""The broker's remoting request handlers, one module per command family (RocketMQ's processors).
+
+:func:`handler_table` builds the request code → handler table for a :class:`BrokerContext`.
+"""
+
+from __future__ import annotations
+
+from orbitmq.broker.handlers.admin import AdminHandlers
+from orbitmq.broker.handlers.clients import ClientHandlers
+from orbitmq.broker.handlers.context import BrokerContext, ClientChannel, channel_of
+from orbitmq.broker.handlers.offsets import OffsetHandlers
+from orbitmq.broker.handlers.pull import PullHandlers
+from orbitmq.broker.handlers.query import QueryHandlers
+from orbitmq.broker.handlers.send import SendHandlers
+from orbitmq.broker.handlers.sendback import SendBackHandlers
+from orbitmq.net.dispatch import RequestHandler
+
+__all__ = ["BrokerContext", "ClientChannel", "channel_of", "handler_table"]
+
+
+def handler_table(ctx: BrokerContext) -> dict[int, RequestHandler]:
+    """Every request code the broker serves → its handler."""
+    table: dict[int, RequestHandler] = {}
+    families = (
+        SendHandlers(ctx),
+        PullHandlers(ctx),
+        OffsetHandlers(ctx),
+        ClientHandlers(ctx),
+        SendBackHandlers(ctx),
+        QueryHandlers(ctx),
+        AdminHandlers(ctx),
+    )
+    for family in families:
+        for code, handler in family.table().items():
+            if code in table:
+                raise ValueError(f"request code {code} has two handlers")
+            table[int(code)] = handler
+    return table
