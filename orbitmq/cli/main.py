@@ -16,11 +16,19 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
-from orbitmq.cli.config import namesrv_config, read_properties, split_by_component, store_config
+from orbitmq.broker.app import BrokerApp
+from orbitmq.broker.config import BrokerConfig
+from orbitmq.cli.config import (
+    broker_config,
+    namesrv_config,
+    read_properties,
+    split_by_component,
+    store_config,
+)
 from orbitmq.core.errors import ConfigError, OrbitError
 from orbitmq.namesrv.app import NamesrvApp
 from orbitmq.namesrv.config import NamesrvConfig
-from orbitmq.store import FileMessageStore, FlushDiskType, StoreConfig
+from orbitmq.store import FlushDiskType, StoreConfig
 
 __all__ = ["main"]
 
@@ -66,6 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     ns.add_argument("--port", type=int, default=9876)
     _common(ns)
 
+    br = sub.add_parser("broker", help="run a Broker")
+    br.add_argument("--namesrv", required=True, help="NameServer address(es), host:port[;host:port]")
+    br.add_argument("--host", default="127.0.0.1")
+    br.add_argument("--port", type=int, default=10911)
+    br.add_argument("--name", default=None, help="brokerName (default broker-a)")
+    br.add_argument("--cluster", default=None, help="brokerClusterName (default DefaultCluster)")
+    br.add_argument("--data-dir", default=os.path.join(os.path.expanduser("~"), ".orbitmq", "broker"))
+    br.add_argument("--flush-disk-type", choices=[t.value for t in FlushDiskType], default=None)
+    _common(br)
+
     pr = sub.add_parser("proxy", help="run a gRPC proxy (not available yet)")
     pr.add_argument("--namesrv", required=True)
     pr.add_argument("--host", default="127.0.0.1")
@@ -80,38 +98,76 @@ def build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--seconds", type=float, default=3.0, help="duration of each timed run")
     bs.add_argument("--recovery-mib", type=int, default=256, help="log size written for the recovery run")
     bs.add_argument("--dir", default=None, help="where to create the benchmark's temp dir (which disk)")
+    bp = bsub.add_parser("produce", help="remoting sends vs Redis Streams XADD")
+    bp.add_argument("--messages", type=int, default=40_000, help="messages per run")
     return parser
 
 
 # -- component builders ----------------------------------------------------------------------------------
-def _store_component(cfg: StoreConfig) -> tuple[Component, FileMessageStore]:
-    store = FileMessageStore(cfg)
-    return Component("store", store.start, store.stop, lambda: None), store
+def _namesrv_component(app: NamesrvApp) -> Component:
+    return Component("namesrv", app.start, app.stop, lambda: f"{app.config.host}:{app.port}")
 
 
-def _namesrv_component(cfg: NamesrvConfig) -> Component:
-    app = NamesrvApp(cfg)
-    return Component("namesrv", app.start, app.stop, lambda: f"{cfg.host}:{app.port}")
+def _broker_component(make: Callable[[], BrokerApp]) -> Component:
+    """The broker is built when it starts: in standalone mode it needs the NameServer's real port first."""
+    holder: list[BrokerApp] = []
+
+    async def start() -> None:
+        holder.append(make())
+        await holder[0].start()
+
+    async def stop() -> None:
+        if holder:
+            await holder[0].stop()
+
+    return Component("broker", start, stop, lambda: holder[0].address if holder else None)
+
+
+def _store_and_broker_configs(
+    parts: dict[str, dict[str, str]], data_dir: str, flush: str | None, base: BrokerConfig
+) -> tuple[StoreConfig, BrokerConfig]:
+    scfg = store_config(parts["store"], StoreConfig(store_path_root_dir=data_dir))
+    if flush:
+        scfg = replace(scfg, flush_disk_type=FlushDiskType(flush))
+    os.makedirs(scfg.store_path_root_dir, exist_ok=True)
+    return scfg, broker_config(parts["broker"], base)
 
 
 def standalone_components(args: argparse.Namespace) -> list[Component]:
     props = read_properties(args.config, args.sets)
     parts = split_by_component(props, ["store", "namesrv", "broker"])
-    scfg = store_config(parts["store"], StoreConfig(store_path_root_dir=args.data_dir))
-    if args.flush_disk_type:
-        scfg = replace(scfg, flush_disk_type=FlushDiskType(args.flush_disk_type))
     ncfg = namesrv_config(parts["namesrv"], NamesrvConfig(host=args.host, port=args.namesrv_port))
-    os.makedirs(scfg.store_path_root_dir, exist_ok=True)
-    store, _ = _store_component(scfg)
-    return [_namesrv_component(ncfg), store]
+    base = BrokerConfig(broker_ip1=args.host, listen_port=args.broker_port)
+    scfg, bcfg = _store_and_broker_configs(parts, args.data_dir, args.flush_disk_type, base)
+    if args.broker_port != 10911 or "listenPort" not in parts["broker"]:
+        bcfg = replace(bcfg, listen_port=args.broker_port)
+    namesrv = NamesrvApp(ncfg)
+
+    def make_broker() -> BrokerApp:
+        return BrokerApp(replace(bcfg, namesrv_addr=(f"{ncfg.host}:{namesrv.port}",)), scfg)
+
+    return [_namesrv_component(namesrv), _broker_component(make_broker)]
+
+
+def broker_components(args: argparse.Namespace) -> list[Component]:
+    props = read_properties(args.config, args.sets)
+    parts = split_by_component(props, ["store", "broker"])
+    base = BrokerConfig(broker_ip1=args.host, listen_port=args.port)
+    scfg, bcfg = _store_and_broker_configs(parts, args.data_dir, args.flush_disk_type, base)
+    overrides: dict[str, object] = {"namesrv_addr": tuple(a for a in args.namesrv.split(";") if a)}
+    if args.name:
+        overrides["broker_name"] = args.name
+    if args.cluster:
+        overrides["broker_cluster_name"] = args.cluster
+    bcfg = replace(bcfg, **overrides)  # type: ignore[arg-type]
+    return [_broker_component(lambda: BrokerApp(bcfg, scfg))]
 
 
 def namesrv_components(args: argparse.Namespace) -> list[Component]:
     props = read_properties(args.config, args.sets)
     parts = split_by_component(props, ["namesrv"])
-    return [
-        _namesrv_component(namesrv_config(parts["namesrv"], NamesrvConfig(host=args.host, port=args.port)))
-    ]
+    cfg = namesrv_config(parts["namesrv"], NamesrvConfig(host=args.host, port=args.port))
+    return [_namesrv_component(NamesrvApp(cfg))]
 
 
 # -- running servers -------------------------------------------------------------------------------------
@@ -164,6 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(serve("standalone", standalone_components(args)))
         if args.command == "namesrv":
             return _run(serve("namesrv", namesrv_components(args)))
+        if args.command == "broker":
+            return _run(serve("broker", broker_components(args)))
         if args.command == "proxy":
             print(
                 "orbitmq proxy: the gRPC proxy is not implemented yet (see docs/status.md)", file=sys.stderr
@@ -174,6 +232,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             result = run_store_bench(args.seconds, args.recovery_mib, args.dir)
             print(json.dumps(result, indent=2))
+            return 0
+        if args.command == "bench" and args.workload == "produce":
+            from orbitmq.cli.bench.produce import run_produce_bench
+
+            print(json.dumps(run_produce_bench(args.messages), indent=2))
             return 0
     except ConfigError as exc:
         print(f"orbitmq: configuration error: {exc}", file=sys.stderr)

@@ -34,6 +34,10 @@ CloseCallback = Callable[["Connection"], None]
 _OPAQUE_MASK = 0x7FFFFFFF
 
 
+#: Output held back for one loop iteration at most this large; beyond it, frames are written at once.
+_COALESCE_BYTES_MAX = 64 * 1024
+
+
 @dataclass(slots=True)
 class NetCounters:
     """Plain counters a metrics exporter can read; shared by all connections of one server or client."""
@@ -79,6 +83,8 @@ class Connection(asyncio.Protocol):
         self._decoder = FrameDecoder(frame_bytes_max, detect_foreign_protocols=detect_foreign_protocols)
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
+        self._out: list[bytes | memoryview] = []  # frames written during this loop iteration
+        self._out_bytes = 0
         self._pending: dict[int, asyncio.Future[RemotingCommand]] = {}
         self._opaques = itertools.count(1)
         self._inflight = 0
@@ -127,6 +133,7 @@ class Connection(asyncio.Protocol):
 
     def close(self) -> None:
         """Close gracefully (buffered writes are flushed); pending requests fail with ClientError."""
+        self._flush_out()
         self._begin_close()
         if self._transport is not None:
             self._transport.close()
@@ -233,9 +240,22 @@ class Connection(asyncio.Protocol):
         self._write(buffers)
 
     def _write(self, buffers: list[bytes | memoryview]) -> None:
+        # Frames written during one loop iteration leave in one send(): with many requests in flight on a
+        # connection, a system call per response was the largest cost of the broker's send path.
+        # Large output goes at once, so the transport's high-water mark (and our back-pressure) sees it.
         assert self._transport is not None
-        self._transport.writelines(buffers)
+        if not self._out:
+            self._loop.call_soon(self._flush_out)
+        self._out.extend(buffers)
+        self._out_bytes += sum(len(b) for b in buffers)
+        if self._out_bytes >= _COALESCE_BYTES_MAX:
+            self._flush_out()
         self._touch()
+
+    def _flush_out(self) -> None:
+        out, self._out, self._out_bytes = self._out, [], 0
+        if out and self._transport is not None and not self._transport.is_closing():
+            self._transport.writelines(out)
 
     def _drain_decoder(self) -> None:
         """Take frames out of the decoder while under the in-flight bound."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from benchmarks.redis_peer import RedisServer, find_redis_server, xadd_throughput, xreadgroup_xack
+from orbitmq.cli.bench.redis_peer import RedisServer, find_redis_server, xadd_throughput, xreadgroup_xack
 
 pytestmark = pytest.mark.skipif(
     find_redis_server() is None,

@@ -36,6 +36,8 @@ def test_standalone_prints_ready_and_stops_cleanly(tmp_path, sig) -> None:
     ready = lines[-1]
     host, port = ready.rsplit(" ", 1)[1].rsplit(":", 1)
     assert host == "127.0.0.1" and int(port) > 0
+    assert any(line.startswith("orbitmq broker ready on 127.0.0.1:") for line in lines), lines
+    assert f"orbitmq namesrv ready on 127.0.0.1:{port}" in lines  # clients are given the NameServer
     assert (data / "abort").exists()  # running: an unclean stop would be detected
     proc.send_signal(sig)
     assert proc.wait(timeout=30) == 0
@@ -67,8 +69,18 @@ def test_bad_value_is_an_error_naming_the_key(tmp_path) -> None:
     assert proc.returncode == 2 and "maxMessageSize" in proc.stderr
 
 
-def test_namesrv_runs_alone(tmp_path) -> None:
-    proc, lines = start(["namesrv", "--port", "0"])
-    assert lines[-1].startswith("orbitmq namesrv ready on 127.0.0.1:")
-    proc.terminate()
-    assert proc.wait(timeout=30) == 0
+def test_namesrv_and_broker_run_as_separate_processes(tmp_path) -> None:
+    ns, lines = start(["namesrv", "--port", "0"])
+    try:
+        addr = lines[-1].rsplit(" ", 1)[1]
+        assert addr.startswith("127.0.0.1:")
+        broker, blines = start(
+            ["broker", "--namesrv", addr, "--port", "0", "--data-dir", str(tmp_path / "b")]
+        )
+        assert blines[-1].startswith("orbitmq broker ready on 127.0.0.1:")
+        broker.terminate()
+        assert broker.wait(timeout=30) == 0
+        assert not (tmp_path / "b" / "abort").exists()
+    finally:
+        ns.terminate()
+        assert ns.wait(timeout=30) == 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.redis_peer import (
+from orbitmq.cli.bench.redis_peer import (
     APPENDFSYNC,
     RedisServer,
     RedisUnavailable,

@@ -9,8 +9,8 @@ mode, and driven with redis-py's asyncio client:
 
 Both return the same result shape as OrbitMQ's own benchmarks (see :func:`make_result`). Command line::
 
-    python -m benchmarks.redis_peer xadd --total 100000 --flush-disk-type SYNC_FLUSH
-    python -m benchmarks.redis_peer consume --backlog 100000 --batch 32 --consumers 4
+    python -m orbitmq.cli.bench.redis_peer xadd --total 100000 --flush-disk-type SYNC_FLUSH
+    python -m orbitmq.cli.bench.redis_peer consume --backlog 100000 --batch 32 --consumers 4
 """
 
 from __future__ import annotations
