@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
 import logging
 
 from orbitmq.broker.config import BrokerConfig
@@ -34,6 +35,7 @@ from orbitmq.broker.registration import BrokerRegistrationService
 from orbitmq.broker.schedule import DelayOffsetManager, ScheduleMessageService
 from orbitmq.broker.topics import TopicConfig, TopicConfigManager
 from orbitmq.core.clock import Clock, RealClock
+from orbitmq.core.errors import ConfigError
 from orbitmq.core.service import Service
 from orbitmq.net import (
     Connection,
@@ -74,6 +76,7 @@ class BrokerApp(Service):
         stops it; its records carry its own configured store host). ``listen_host``: the interface to listen
         on when it differs from the advertised ``brokerIP1`` (default: ``brokerIP1``)."""
         super().__init__(f"broker {broker_config.broker_name}")
+        _require_ipv4(broker_config.broker_ip1)
         cfg = self.config = broker_config
         self.store_config = store_config
         self.clock: Clock = clock if clock is not None else RealClock()
@@ -225,6 +228,17 @@ class BrokerApp(Service):
 
     def _on_disconnect(self, conn: Connection) -> None:
         on_connection_closed(conn, self.consumers, self.producers, self.long_polling)
+
+
+def _require_ipv4(ip: str) -> None:
+    """``brokerIP1`` is advertised as ``ip:port`` and written into every record as a 4-byte host: ali-ons
+    splits addresses on ':' and decodes only IPv4 hosts (remoting-protocol §1.8, §4.1)."""
+    try:
+        ipaddress.IPv4Address(ip)
+    except ValueError:
+        raise ConfigError(
+            f"brokerIP1={ip!r}: must be an IPv4 address (clients need IPv4 broker addresses)"
+        ) from None
 
 
 def _not_ready(state: str) -> RequestHandler:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 
+from orbitmq.broker import BrokerApp, BrokerConfig
+from orbitmq.core.errors import ConfigError
 from orbitmq.protocol import fastjson
 from orbitmq.protocol.codes import RequestCode, ResponseCode
+from orbitmq.store import StoreConfig
 
 from .conftest import Cluster
 
@@ -135,6 +139,11 @@ async def test_offset_queries(cluster: Cluster) -> None:
     no_topic = await cluster.call(RequestCode.UPDATE_CONSUMER_OFFSET, consumerGroup="FreshG", topic="Nope",
                                   queueId=0, commitOffset=1)  # fmt: skip
     assert no_topic.code == ResponseCode.TOPIC_NOT_EXIST
+
+
+def test_broker_ip_must_be_ipv4(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError, match="brokerIP1"):
+        BrokerApp(BrokerConfig(broker_ip1="broker.example"), StoreConfig(store_path_root_dir=str(tmp_path)))
 
 
 async def test_unknown_request_code(cluster: Cluster) -> None:
