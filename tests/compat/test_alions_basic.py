@@ -8,6 +8,7 @@ accepts; the records it decodes carry the tags, keys, ids and reconsume counts i
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from tests.compat.alions import NodeProcesses
@@ -97,3 +98,23 @@ async def test_broadcasting_delivers_every_message_to_every_consumer(
         for c in consumers:
             assert bodies(await delivered(c, 6)) == [f"msg-{i}" for i in range(6)], c.describe()
             assert not unexpected_errors(c), c.describe()
+
+
+async def test_idle_consumer_survives_held_pull_timeouts(alions: NodeProcesses, tmp_path: Path) -> None:
+    """ali-ons holds each pull up to 30 s and closes its whole socket when an answer is late (§1.8): the
+    broker must answer held pulls (19 after ~15 s) and everything else on that socket meanwhile."""
+    async with orbitmq_cluster(tmp_path) as cluster:
+        await create_topic(cluster, "AlionsIdle", 2)
+        # Route refresh and heartbeat every second too, so they share the socket with the held pulls.
+        options = {**FAST_CONSUMER, "heartbeatBrokerInterval": 1000, "pollNameServerInteval": 1000}
+        consumer = await alions.start_consumer(cluster.namesrv_addr, "CG_IDLE", "AlionsIdle", options=options)
+        await consumer.wait_for_event("ready", timeout=30)
+        # The thing under test is the passage of time: every held pull must time out on the broker
+        # (15 s) and be re-issued, with no socket error, before anything arrives.
+        await asyncio.sleep(17)
+        producer = await alions.start_producer(cluster.namesrv_addr, "AlionsIdle", count=2)
+        assert (await producer.wait_for_event("done", timeout=30))["sent"] == 2
+        assert bodies(await delivered(consumer, 2)) == ["msg-0", "msg-1"], consumer.describe()
+        assert not unexpected_errors(consumer) and not consumer.find("log", level="error"), (
+            consumer.describe()
+        )
