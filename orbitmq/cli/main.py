@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 
 from orbitmq.broker.app import BrokerApp
 from orbitmq.broker.config import BrokerConfig
+from orbitmq.cli.admin import add_admin_parser, run_admin
 from orbitmq.cli.config import (
     broker_config,
     namesrv_config,
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--dir", default=None, help="where to create the benchmark's temp dir (which disk)")
     bp = bsub.add_parser("produce", help="remoting sends vs Redis Streams XADD")
     bp.add_argument("--messages", type=int, default=40_000, help="messages per run")
+    add_admin_parser(sub)
     return parser
 
 
@@ -216,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
+        if args.command == "admin":
+            return run_admin(args)
         if args.command == "standalone":
             return _run(serve("standalone", standalone_components(args)))
         if args.command == "namesrv":

@@ -1,0 +1,1 @@
+"""AdminClient and ``orbitmq admin`` against a real NameServer and two brokers."""
