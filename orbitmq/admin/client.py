@@ -159,6 +159,8 @@ class AdminClient:
 
     async def topic_list(self) -> list[str]:
         body = _json_body(await self._namesrv(RequestCode.GET_ALL_TOPIC_LIST_FROM_NAMESERVER), "topic list")
+        if not isinstance(body, dict):
+            raise ProtocolError("topic list body is not an object")
         return sorted(str(t) for t in (body.get("topicList") or []))
 
     async def topic_route(self, topic: str) -> dict[str, Any]:
