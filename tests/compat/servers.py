@@ -1,9 +1,8 @@
 """OrbitMQ servers in their own processes, for the compat tests (the real clients run in other processes too).
 
-``python -m tests.compat.servers namesrv|broker [options]`` runs one NamesrvApp or BrokerApp and prints the
-CLI's ready line, ``orbitmq <component> ready on HOST:PORT``; SIGTERM/SIGINT stops it cleanly (the broker
-unregisters, persists and checkpoints) and exits 0. The ``orbitmq`` CLI has no broker command yet; once it
-has, :func:`start_broker` can run it instead with the same options.
+Each server is the ``orbitmq`` command itself (``python -m orbitmq.cli namesrv|broker ...``): the test waits
+for its ready line, ``orbitmq <component> ready on HOST:PORT`` (port 0 = a free port), and stops it with
+SIGTERM, after which it must exit 0 (the broker unregisters, persists and checkpoints first).
 
 From a test::
 
@@ -14,11 +13,8 @@ From a test::
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import logging
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -38,7 +34,6 @@ __all__ = [
     "broker_request",
     "create_topic",
     "delivered",
-    "main",
     "orbitmq_cluster",
     "start_broker",
     "start_namesrv",
@@ -88,7 +83,7 @@ async def _spawn(component: str, args: list[str], log_path: Path, timeout: float
     log_file = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
     try:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.compat.servers", component, *args,
+            sys.executable, "-m", "orbitmq.cli", component, "--host", "127.0.0.1", "--port", "0", *args,
             cwd=_ROOT, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=log_file,
         )  # fmt: skip
     finally:
@@ -118,14 +113,23 @@ async def _spawn(component: str, args: list[str], log_path: Path, timeout: float
 
 
 async def start_namesrv(log_dir: Path) -> ServerProcess:
-    return await _spawn("namesrv", [], log_dir / "namesrv.log")
+    return await _spawn("namesrv", ["--log-level", "INFO"], log_dir / "namesrv.log")
 
 
 async def start_broker(
     namesrv_addr: str, data_dir: Path, log_dir: Path, port: int = 0, **props: str
 ) -> ServerProcess:
     """A broker on ``data_dir``; ``props`` are RocketMQ broker properties (``messageDelayLevel=...``)."""
-    args = ["--namesrv", namesrv_addr, "--data-dir", str(data_dir), "--port", str(port)]
+    args = [
+        "--namesrv",
+        namesrv_addr,
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        str(port),
+        "--log-level",
+        "INFO",
+    ]
     for key, value in props.items():
         args += ["--set", f"{key}={value}"]
     return await _spawn("broker", args, log_dir / "broker.log")
@@ -214,56 +218,3 @@ def unexpected_errors(proc: NodeProcess) -> list[Event]:
 def bodies(msgs: list[Event]) -> list[str]:
     """Message bodies in natural order (msg-2 before msg-10)."""
     return sorted((m["body"] for m in msgs), key=lambda b: (len(b), b))
-
-
-# -- the launcher (runs in the server process) -------------------------------------------------------------
-async def _serve(args: argparse.Namespace) -> int:
-    from orbitmq.broker import BrokerApp, BrokerConfig
-    from orbitmq.broker.config import broker_config_from_properties
-    from orbitmq.core.service import Service
-    from orbitmq.namesrv import NamesrvApp, NamesrvConfig
-    from orbitmq.store import StoreConfig
-
-    app: Service
-    if args.component == "namesrv":
-        namesrv = NamesrvApp(NamesrvConfig(host=args.host, port=args.port))
-        app, address = namesrv, lambda: namesrv.addr
-    else:
-        props = dict(kv.split("=", 1) for kv in args.sets)
-        base = BrokerConfig(broker_ip1=args.host, listen_port=args.port, namesrv_addr=(args.namesrv,))
-        broker = BrokerApp(
-            broker_config_from_properties(props, base), StoreConfig(store_path_root_dir=args.data_dir)
-        )
-        app, address = broker, lambda: broker.address
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await app.start()
-    try:
-        print(_READY.format(args.component) + address(), flush=True)
-        await stop.wait()
-    finally:
-        await app.stop()
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.compat.servers")
-    parser.add_argument("component", choices=["namesrv", "broker"])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--namesrv", default="127.0.0.1:9876")
-    parser.add_argument("--data-dir", default=os.path.join(os.getcwd(), "orbitmq-data"))
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="key=value")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("ORBITMQ_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    return asyncio.run(_serve(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
