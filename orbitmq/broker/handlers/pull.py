@@ -33,7 +33,7 @@ from orbitmq.broker.filters import (
 from orbitmq.broker.groups import MessageModel, SubscriptionGroupConfig
 from orbitmq.broker.handlers.context import BrokerContext, java_fields
 from orbitmq.broker.topics import Perm, TopicConfig
-from orbitmq.core.errors import BrokerError
+from orbitmq.core.errors import BrokerError, ProtocolError
 from orbitmq.core.limits import PULL_BATCH_BYTES_MAX, PULL_BATCH_COUNT_MAX
 from orbitmq.net.connection import Connection
 from orbitmq.net.dispatch import RequestHandler
@@ -118,7 +118,11 @@ class PullHandlers:
         return {RequestCode.PULL_MESSAGE: self.pull_message, RequestCode.LITE_PULL_MESSAGE: self.pull_message}
 
     async def pull_message(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
-        header = PullRequestHeader.parse(cmd)
+        try:
+            header = PullRequestHeader.parse(cmd)
+        except ProtocolError as exc:  # still answer with the four fields: clients read them unconditionally
+            ext = java_fields(suggestWhichBrokerId=0, nextBeginOffset=0, minOffset=0, maxOffset=0)
+            return cmd.response(ResponseCode.SYSTEM_ERROR, str(exc), ext_fields=ext)
         try:
             plan = self._validate(header)
         except BrokerError as exc:

@@ -69,6 +69,13 @@ async def test_errors_carry_the_position_fields(cluster: Cluster) -> None:
     assert ok.code == ResponseCode.SUCCESS and len(records) == 2
 
 
+async def test_malformed_pull_header_is_answered_with_the_position_fields(cluster: Cluster) -> None:
+    r = await cluster.call(RequestCode.PULL_MESSAGE, consumerGroup="G", topic="T", queueId="zero")
+    assert r.code == ResponseCode.SYSTEM_ERROR and "queueId" in (r.remark or "")
+    assert r.ext_fields.keys() >= REQUIRED
+    assert (await cluster.call(RequestCode.GET_MAX_OFFSET, topic="T", queueId=0)).code == 0  # connection fine
+
+
 async def test_disabled_group_may_not_pull(cluster: Cluster) -> None:
     await fill(cluster, "Locked", 1)
     cfg = {"groupName": "Disabled", "consumeEnable": False}
