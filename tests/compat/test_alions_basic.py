@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from orbitmq.protocol.codes import RequestCode
+from orbitmq.protocol.record import decode_records
 from tests.compat.alions import NodeProcesses
 from tests.compat.servers import (
     FAST_CONSUMER,
     bodies,
+    broker_request,
     create_topic,
     delivered,
     orbitmq_cluster,
@@ -118,3 +121,33 @@ async def test_idle_consumer_survives_held_pull_timeouts(alions: NodeProcesses, 
         assert not unexpected_errors(consumer) and not consumer.find("log", level="error"), (
             consumer.describe()
         )
+
+
+async def test_message_dead_letters_after_max_reconsume_times(alions: NodeProcesses, tmp_path: Path) -> None:
+    async with orbitmq_cluster(tmp_path, messageDelayLevel=SHORT_DELAYS) as cluster:
+        await create_topic(cluster, "AlionsDlq", 1)
+        consumer = await alions.start_consumer(
+            cluster.namesrv_addr, "CG_DLQ", "AlionsDlq", options={**FAST_CONSUMER, "maxReconsumeTimes": 2},
+            fail={"bodyMatches": "^poison$", "times": 99},
+        )  # fmt: skip
+        await consumer.wait_for_event("ready", timeout=30)
+        producer = await alions.start_producer(cluster.namesrv_addr, "AlionsDlq", count=1, body="poison")
+        assert (await producer.wait_for_event("done", timeout=30))["sent"] == 1
+        attempts = await delivered(consumer, 3, timeout=60)
+        assert [m["reconsumeTimes"] for m in attempts] == [0, 1, 2], consumer.describe()
+        # The third failure's send-back carries maxReconsumeTimes 2: the broker moves it to %DLQ%CG_DLQ.
+        async with asyncio.timeout(30):
+            while (
+                await broker_request(cluster, RequestCode.GET_MAX_OFFSET, topic="%DLQ%CG_DLQ", queueId=0)
+            ).ext_fields["offset"] != "1":
+                await asyncio.sleep(0.2)
+        pulled = await broker_request(
+            cluster, RequestCode.PULL_MESSAGE, consumerGroup="CG_DLQ_READER", topic="%DLQ%CG_DLQ", queueId=0,
+            queueOffset=0, maxMsgNums=1, sysFlag=4, commitOffset=0, suspendTimeoutMillis=0, subscription="*",
+            subVersion=0,
+        )  # fmt: skip
+        [dead] = decode_records(pulled.body_bytes())
+        assert dead.body == b"poison" and dead.reconsume_times == 3
+        assert dead.properties["RETRY_TOPIC"] == "AlionsDlq"
+        assert len(consumer.find("msg")) == 3  # not delivered again
+        assert not unexpected_errors(consumer), consumer.describe()
