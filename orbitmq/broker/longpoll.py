@@ -129,7 +129,10 @@ class PullRequestHoldService(Service):
         if not self.running or self._count >= self.max_requests:
             if self.running:
                 self.refused += 1
-                log.warning("long-poll table full (%d held): answering a pull at once", self._count)
+                if self.refused == 1 or self.refused % 1000 == 0:  # a full table refuses a lot: do not flood
+                    log.warning(
+                        "long-poll table full (%d held): answered %d pulls at once", self._count, self.refused
+                    )
             return None
         hold_s = max(0, min(hold_ms, HOLD_MS_MAX)) / 1000
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
