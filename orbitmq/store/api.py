@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from orbitmq.protocol.record import MessageRecord
+from orbitmq.protocol.record import MessageRecord, encode_record
 
 __all__ = [
     "DispatchListener",
@@ -82,6 +82,33 @@ class MessageToStore:
     #: Consume-queue tag code; ``None`` means the Java hash of the TAGS property. Delay-level queues put
     #: the delivery timestamp here.
     tags_code: int | None = None
+
+    def encode(
+        self,
+        *,
+        properties: bytes | str,
+        queue_offset: int,
+        physical_offset: int,
+        store_timestamp: int,
+        store_host: tuple[str, int],
+    ) -> bytes:
+        """This message as a stored record, with the offsets and store fields the store assigned."""
+        return encode_record(
+            topic=self.topic,
+            body=self.body,
+            properties=properties,
+            queue_id=self.queue_id,
+            flag=self.flag,
+            queue_offset=queue_offset,
+            physical_offset=physical_offset,
+            sys_flag=self.sys_flag,
+            born_timestamp=self.born_timestamp,
+            born_host=self.born_host,
+            store_timestamp=store_timestamp,
+            store_host=store_host,
+            reconsume_times=self.reconsume_times,
+            prepared_transaction_offset=self.prepared_transaction_offset,
+        )
 
 
 class PutStatus(enum.Enum):

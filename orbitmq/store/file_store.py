@@ -32,7 +32,6 @@ from orbitmq.protocol.record import (
     SysFlag,
     decode_record,
     encode_properties,
-    encode_record,
     offset_msg_id,
     record_size,
     record_store_timestamp,
@@ -43,7 +42,6 @@ from orbitmq.store.api import (
     DispatchRequest,
     FlushDiskType,
     GetResult,
-    GetStatus,
     MessageToStore,
     PutResult,
     PutStatus,
@@ -57,7 +55,7 @@ from orbitmq.store.consumequeue import ConsumeQueue
 from orbitmq.store.fileops import FileOps
 from orbitmq.store.flush import CheckpointService, CleanService, GroupCommitService, PeriodicFlushService
 from orbitmq.store.index import IndexService
-from orbitmq.store.reading import collect_messages, offset_outside_queue
+from orbitmq.store.reading import Unit, read_queue
 
 __all__ = ["FileMessageStore", "StoreStats"]
 
@@ -296,21 +294,12 @@ class FileMessageStore:
         first_phy = -1
         for msg, props_b, qo, size in prepared:
             phy = self.commitlog.reserve(size)
-            data = encode_record(
-                topic=msg.topic,
-                body=msg.body,
+            data = msg.encode(
                 properties=props_b,
-                queue_id=msg.queue_id,
-                flag=msg.flag,
                 queue_offset=qo,
                 physical_offset=phy,
-                sys_flag=msg.sys_flag,
-                born_timestamp=msg.born_timestamp,
-                born_host=msg.born_host,
                 store_timestamp=now,
                 store_host=self.config.store_host,
-                reconsume_times=msg.reconsume_times,
-                prepared_transaction_offset=msg.prepared_transaction_offset,
             )
             self.commitlog.write(phy, data)
             if first_phy < 0:
@@ -402,22 +391,15 @@ class FileMessageStore:
         record_filter: RecordFilter | None = None,
     ) -> GetResult:
         cq = self._cqs.get((topic, queue_id))
-        if cq is None:
-            return GetResult(GetStatus.NO_MATCHED_LOGIC_QUEUE, 0, 0, 0)
-        outside = offset_outside_queue(offset, cq.min_offset, cq.max_offset)
-        if outside is not None:
-            return outside
-        filtering = tag_filter is not None or record_filter is not None
-        window = max(max_count, self.config.max_filter_message_count) if filtering else max_count
-        return collect_messages(
-            cq.units(offset, window),
+        return read_queue(
+            self.config,
+            (cq.min_offset, cq.max_offset) if cq else None,
+            cq.units if cq else _no_units,
             self.commitlog.read,
             offset=offset,
-            min_offset=cq.min_offset,
-            max_offset=cq.max_offset,
             log_min=self.commitlog.min_offset,
             max_count=max_count,
-            max_bytes=max_bytes or self.config.max_transfer_bytes_on_message_in_memory,
+            max_bytes=max_bytes,
             tag_filter=tag_filter,
             record_filter=record_filter,
         )
@@ -592,3 +574,7 @@ def _keys(props: dict[str, str]) -> list[str]:
     if uniq:
         keys.append(uniq)
     return keys
+
+
+def _no_units(_start: int, _limit: int) -> list[Unit]:
+    return []

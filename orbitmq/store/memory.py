@@ -17,7 +17,7 @@ from orbitmq.protocol.record import (
     Prop,
     SysFlag,
     decode_record,
-    encode_record,
+    encode_properties,
     offset_msg_id,
     record_store_timestamp,
     tags_code,
@@ -26,7 +26,6 @@ from orbitmq.store.api import (
     DispatchListener,
     DispatchRequest,
     GetResult,
-    GetStatus,
     MessageToStore,
     PutResult,
     PutStatus,
@@ -34,7 +33,7 @@ from orbitmq.store.api import (
     StoreConfig,
     TagFilter,
 )
-from orbitmq.store.reading import collect_messages, offset_outside_queue
+from orbitmq.store.reading import read_queue
 
 __all__ = ["MemoryMessageStore"]
 
@@ -92,21 +91,12 @@ class MemoryMessageStore:
             in_queue = (msg.sys_flag & TRANSACTION_MASK) not in _NOT_DISPATCHED
             qo = next_qo if in_queue else 0
             try:
-                data = encode_record(
-                    topic=msg.topic,
-                    body=msg.body,
-                    properties=msg.properties,
-                    queue_id=msg.queue_id,
-                    flag=msg.flag,
+                data = msg.encode(
+                    properties=encode_properties(msg.properties),
                     queue_offset=qo,
                     physical_offset=self._end + sum(len(e[0]) for e in encoded),
-                    sys_flag=msg.sys_flag,
-                    born_timestamp=msg.born_timestamp,
-                    born_host=msg.born_host,
                     store_timestamp=now,
                     store_host=self.config.store_host,
-                    reconsume_times=msg.reconsume_times,
-                    prepared_transaction_offset=msg.prepared_transaction_offset,
                 )
             except ProtocolError as exc:
                 status = (
@@ -168,24 +158,21 @@ class MemoryMessageStore:
         record_filter: RecordFilter | None = None,
     ) -> GetResult:
         q = self._queues.get((topic, queue_id))
-        if q is None:
-            return GetResult(GetStatus.NO_MATCHED_LOGIC_QUEUE, 0, 0, 0)
-        outside = offset_outside_queue(offset, q.min_offset, q.max_offset)
-        if outside is not None:
-            return outside
-        filtering = tag_filter is not None or record_filter is not None
-        window = max(max_count, self.config.max_filter_message_count) if filtering else max_count
-        start = offset - q.min_offset
-        units = ((q.min_offset + i, *q.units[i]) for i in range(start, min(len(q.units), start + window)))
-        return collect_messages(
+
+        def units(start: int, limit: int) -> list[tuple[int, int, int, int]]:
+            assert q is not None
+            first = start - q.min_offset
+            return [(q.min_offset + i, *q.units[i]) for i in range(first, min(len(q.units), first + limit))]
+
+        return read_queue(
+            self.config,
+            (q.min_offset, q.max_offset) if q else None,
             units,
             self._read,
             offset=offset,
-            min_offset=q.min_offset,
-            max_offset=q.max_offset,
             log_min=self.min_physical_offset,
             max_count=max_count,
-            max_bytes=max_bytes or self.config.max_transfer_bytes_on_message_in_memory,
+            max_bytes=max_bytes,
             tag_filter=tag_filter,
             record_filter=record_filter,
         )

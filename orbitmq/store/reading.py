@@ -6,9 +6,9 @@ import logging
 from collections.abc import Callable, Iterable
 
 from orbitmq.protocol.record import record_properties, verify_record_crc
-from orbitmq.store.api import GetResult, GetStatus, RecordFilter, TagFilter
+from orbitmq.store.api import GetResult, GetStatus, RecordFilter, StoreConfig, TagFilter
 
-__all__ = ["collect_messages", "offset_outside_queue"]
+__all__ = ["collect_messages", "offset_outside_queue", "read_queue"]
 
 log = logging.getLogger("orbitmq.store")
 
@@ -80,3 +80,40 @@ def collect_messages(
     if res.buffers:
         res.status = GetStatus.FOUND
     return res
+
+
+def read_queue(
+    config: StoreConfig,
+    bounds: tuple[int, int] | None,
+    units: Callable[[int, int], Iterable[Unit]],
+    read: Callable[[int, int], memoryview | None],
+    *,
+    offset: int,
+    log_min: int,
+    max_count: int,
+    max_bytes: int | None,
+    tag_filter: TagFilter | None,
+    record_filter: RecordFilter | None,
+) -> GetResult:
+    """A store's ``get_messages``: ``bounds`` is the queue's (min, max) offsets, None for an unknown queue;
+    ``units(start, limit)`` yields its consume-queue units; ``read(phy, size)`` returns a record's bytes."""
+    if bounds is None:
+        return GetResult(GetStatus.NO_MATCHED_LOGIC_QUEUE, 0, 0, 0)
+    min_offset, max_offset = bounds
+    outside = offset_outside_queue(offset, min_offset, max_offset)
+    if outside is not None:
+        return outside
+    filtering = tag_filter is not None or record_filter is not None
+    window = max(max_count, config.max_filter_message_count) if filtering else max_count
+    return collect_messages(
+        units(offset, window),
+        read,
+        offset=offset,
+        min_offset=min_offset,
+        max_offset=max_offset,
+        log_min=log_min,
+        max_count=max_count,
+        max_bytes=max_bytes or config.max_transfer_bytes_on_message_in_memory,
+        tag_filter=tag_filter,
+        record_filter=record_filter,
+    )
