@@ -53,7 +53,7 @@ class StoreConfig:
     sync_flush_timeout_ms: int = 5000  # syncFlushTimeout
     file_reserved_time_h: float = 72  # fileReservedTime (hours)
     clean_resource_interval_ms: int = 10_000  # cleanResourceInterval
-    disk_max_used_space_ratio: int = 90  # diskMaxUsedSpaceRatio (percent; RocketMQ refuses writes at 90, see docs)
+    disk_max_used_space_ratio: int = 90  # diskMaxUsedSpaceRatio (percent; see docs/storage.md)
     max_message_size: int = 4 * MiB  # maxMessageSize
     max_hash_slot_num: int = 5_000_000  # maxHashSlotNum
     max_index_num: int = 20_000_000  # maxIndexNum
