@@ -94,18 +94,7 @@ def message_timeup(rec: MessageRecord) -> MessageToStore | None:
         return None
     props.pop(Prop.DELAY, None)
     props[Prop.WAIT] = "false"
-    return MessageToStore(
-        topic=real_topic,
-        queue_id=real_qid,
-        body=rec.body,
-        properties=props,
-        flag=rec.flag,
-        sys_flag=rec.sys_flag,
-        born_timestamp=rec.born_timestamp,
-        born_host=rec.born_host,
-        reconsume_times=rec.reconsume_times,
-        prepared_transaction_offset=rec.prepared_transaction_offset,
-    )
+    return MessageToStore.copy_of(rec, topic=real_topic, queue_id=real_qid, properties=props)
 
 
 class DelayOffsetManager(JsonConfigManager):

@@ -83,6 +83,36 @@ class MessageToStore:
     #: the delivery timestamp here.
     tags_code: int | None = None
 
+    @classmethod
+    def copy_of(
+        cls,
+        rec: MessageRecord,
+        *,
+        topic: str,
+        queue_id: int,
+        properties: dict[str, str],
+        reconsume_times: int | None = None,
+        prepared_transaction_offset: int | None = None,
+    ) -> MessageToStore:
+        """A stored record put again elsewhere (retry, dead letter, delayed delivery): body, flags and
+        born fields kept; topic, queue and properties replaced."""
+        return cls(
+            topic=topic,
+            queue_id=queue_id,
+            body=rec.body,
+            properties=properties,
+            flag=rec.flag,
+            sys_flag=rec.sys_flag,
+            born_timestamp=rec.born_timestamp,
+            born_host=rec.born_host,
+            reconsume_times=rec.reconsume_times if reconsume_times is None else reconsume_times,
+            prepared_transaction_offset=(
+                rec.prepared_transaction_offset
+                if prepared_transaction_offset is None
+                else prepared_transaction_offset
+            ),
+        )
+
     def encode(
         self,
         *,

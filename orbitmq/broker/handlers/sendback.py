@@ -40,16 +40,13 @@ def retry_copy(old: MessageRecord, topic: str, queue_id: int, delay_level: int) 
     props[Prop.ORIGIN_MESSAGE_ID] = props.get(Prop.ORIGIN_MESSAGE_ID) or old.offset_msg_id
     props[Prop.WAIT] = "false"
     props[Prop.DELAY] = str(delay_level)
-    return MessageToStore(
+    return MessageToStore.copy_of(
+        old,
         topic=topic,
         queue_id=queue_id,
-        body=old.body,
         properties=props,
-        flag=old.flag,
-        sys_flag=old.sys_flag,
-        born_timestamp=old.born_timestamp,
-        born_host=old.born_host,
         reconsume_times=old.reconsume_times + 1,
+        prepared_transaction_offset=0,
     )
 
 
