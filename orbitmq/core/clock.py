@@ -14,6 +14,10 @@ from typing import Protocol
 
 __all__ = ["Clock", "FakeClock", "RealClock"]
 
+#: Loop turns ``FakeClock.advance`` gives the tasks a wake-up resumes before time moves on: enough for a
+#: woken task to finish its step and start its next sleep through a few nested awaits and helper tasks.
+_SETTLE_YIELDS = 10
+
 
 class Clock(Protocol):
     def now_ms(self) -> int:
@@ -70,7 +74,7 @@ class FakeClock:
             self._now = max(self._now, deadline)
             if not fut.done():
                 fut.set_result(None)
-            for _ in range(3):
+            for _ in range(_SETTLE_YIELDS):
                 await asyncio.sleep(0)
         self._now = target
         await asyncio.sleep(0)

@@ -16,6 +16,7 @@ import enum
 import logging
 from collections.abc import Iterable
 
+from orbitmq.core.clock import Clock
 from orbitmq.core.errors import OrbitError
 
 __all__ = ["IllegalTransition", "Service", "ServiceEvent", "ServiceGroup", "ServiceState", "transition"]
@@ -73,8 +74,11 @@ class Service:
     #: Subclasses without background work set this to False: no task is created.
     has_task = True
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, clock: Clock | None = None) -> None:
         self.name = name
+        #: With a clock, the interval of :meth:`wait_for_wakeup` is that clock's time, so a test on a
+        #: FakeClock drives periodic services with ``advance``; without one it is the loop's real time.
+        self.clock = clock
         self.state = ServiceState.NEW
         self.failure: BaseException | None = None
         self._task: asyncio.Task[None] | None = None
@@ -128,15 +132,27 @@ class Service:
         if self._wakeup.is_set():
             self._wakeup.clear()
             return True
-        try:
-            if timeout is None:
-                await self._wakeup.wait()
-            else:
+        if timeout is None:
+            await self._wakeup.wait()
+        elif self.clock is None:
+            try:
                 await asyncio.wait_for(self._wakeup.wait(), timeout)
-        except TimeoutError:
+            except TimeoutError:
+                return False
+        elif not await self._wait_on_clock(self.clock, timeout):
             return False
         self._wakeup.clear()
         return True
+
+    async def _wait_on_clock(self, clock: Clock, timeout: float) -> bool:
+        woken = asyncio.ensure_future(self._wakeup.wait())
+        slept = asyncio.ensure_future(clock.sleep(timeout))
+        try:
+            await asyncio.wait((woken, slept), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for fut in (woken, slept):
+                fut.cancel()
+        return self._wakeup.is_set()
 
     # -- hooks ---------------------------------------------------------------------------------------
     async def on_start(self) -> None:

@@ -120,3 +120,41 @@ async def test_fake_clock_wakes_sleepers_in_deadline_order() -> None:
     assert woke == ["early@1000", "late@5000"]
     assert clock.now_ms() == 12_000
     await asyncio.gather(*tasks)
+
+
+class ClockTicker(Service):
+    """Counts interval expiries (not wake-ups), on whatever clock it was given."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__("clock-ticker", clock=clock)
+        self.timeouts = 0
+        self.wakeups = 0
+
+    async def run(self) -> None:
+        while not self.stopping:
+            if await self.wait_for_wakeup(5.0):
+                self.wakeups += 1
+            else:
+                self.timeouts += 1
+
+
+async def test_wait_for_wakeup_measures_its_interval_on_the_injected_clock() -> None:
+    clock = FakeClock()
+    svc = ClockTicker(clock)
+    await svc.start()
+    while clock.sleepers == 0:  # the service's first interval has begun
+        await asyncio.sleep(0)
+    await clock.advance(4.9)
+    assert svc.timeouts == 0
+    await clock.advance(0.2)
+    assert svc.timeouts == 1
+    await clock.advance(15.0)
+    assert svc.timeouts == 4
+    svc.wakeup()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert svc.wakeups == 1
+    # a wake-up cancels the pending clock sleep instead of leaving it to fire later
+    assert clock.sleepers == 1
+    await svc.stop()
+    assert svc.state is ServiceState.STOPPED
