@@ -74,11 +74,11 @@ class Service:
     #: Subclasses without background work set this to False: no task is created.
     has_task = True
 
-    def __init__(self, name: str, clock: Clock | None = None) -> None:
+    def __init__(self, name: str, wakeup_clock: Clock | None = None) -> None:
         self.name = name
         #: With a clock, the interval of :meth:`wait_for_wakeup` is that clock's time, so a test on a
         #: FakeClock drives periodic services with ``advance``; without one it is the loop's real time.
-        self.clock = clock
+        self.wakeup_clock = wakeup_clock
         self.state = ServiceState.NEW
         self.failure: BaseException | None = None
         self._task: asyncio.Task[None] | None = None
@@ -134,12 +134,12 @@ class Service:
             return True
         if timeout is None:
             await self._wakeup.wait()
-        elif self.clock is None:
+        elif self.wakeup_clock is None:
             try:
                 await asyncio.wait_for(self._wakeup.wait(), timeout)
             except TimeoutError:
                 return False
-        elif not await self._wait_on_clock(self.clock, timeout):
+        elif not await self._wait_on_clock(self.wakeup_clock, timeout):
             return False
         self._wakeup.clear()
         return True

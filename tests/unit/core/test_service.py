@@ -126,7 +126,7 @@ class ClockTicker(Service):
     """Counts interval expiries (not wake-ups), on whatever clock it was given."""
 
     def __init__(self, clock: FakeClock) -> None:
-        super().__init__("clock-ticker", clock=clock)
+        super().__init__("clock-ticker", wakeup_clock=clock)
         self.timeouts = 0
         self.wakeups = 0
 
