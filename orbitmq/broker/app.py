@@ -15,14 +15,17 @@ import dataclasses
 import ipaddress
 import logging
 
+from orbitmq.broker.assignment import MessageRequestModeManager
 from orbitmq.broker.config import BrokerConfig
 from orbitmq.broker.groups import (
+    ChannelLike,
     ConsumerManager,
     ProducerManager,
     RebalanceLockManager,
     SubscriptionGroupManager,
 )
 from orbitmq.broker.handlers import BrokerContext, handler_table
+from orbitmq.broker.handlers.assignment import AssignmentHandlers, build_assignment_handlers
 from orbitmq.broker.handlers.clients import (
     ClientHousekeepingService,
     notify_consumer_ids_changed,
@@ -87,7 +90,9 @@ class BrokerApp(Service):
             root, self.clock, version_step=cfg.consumer_offset_update_version_step
         )
         self.delay_offsets = DelayOffsetManager(root, self.clock)
-        self.consumers = ConsumerManager(cfg, on_change=notify_consumer_ids_changed)
+        self.request_modes = MessageRequestModeManager(root, self.clock)
+        self.assignment: AssignmentHandlers | None = None  # QUERY_ASSIGNMENT & co., made at start
+        self.consumers = ConsumerManager(cfg, on_change=self._on_consumer_change)
         self.producers = ProducerManager(cfg)
         self.locks = RebalanceLockManager(cfg.rebalance_lock_max_live_time)
         self.long_polling = PullRequestHoldService(self.clock)
@@ -109,7 +114,7 @@ class BrokerApp(Service):
         )
         self.config_persist = PersistService(
             "ConfigPersistService",
-            [self.topics, self.subscription_groups, self.delay_offsets],
+            [self.topics, self.subscription_groups, self.delay_offsets, self.request_modes],
             self.clock,
             cfg.flush_consumer_offset_interval,
         )
@@ -176,7 +181,9 @@ class BrokerApp(Service):
             self.housekeeping,
         ):
             await svc.start()
-        for code, handler in handler_table(self.context).items():
+        self.assignment = build_assignment_handlers(self.context, self.request_modes, self.namesrv_client)
+        handlers = {**handler_table(self.context), **self.assignment.table()}
+        for code, handler in handlers.items():
             self.dispatch.register(code, handler, replace=True)
         self.dispatch.set_default(None)
         await self.registration.start()
@@ -185,7 +192,8 @@ class BrokerApp(Service):
         )
 
     def _load_configs(self) -> None:
-        for manager in (self.topics, self.subscription_groups, self.offsets, self.delay_offsets):
+        for manager in (self.topics, self.subscription_groups, self.offsets, self.delay_offsets,
+                        self.request_modes):  # fmt: skip
             manager.load()
 
     async def on_stop(self) -> None:
@@ -225,6 +233,13 @@ class BrokerApp(Service):
     def _on_topic_change(self, topic: str, config: TopicConfig | None) -> None:
         self.registration.request_registration()
         self.config_persist.wakeup()
+        if self.assignment is not None:
+            self.assignment.notifier.on_topic_change(topic)
+
+    def _on_consumer_change(self, group: str, channels: list[ChannelLike]) -> None:
+        notify_consumer_ids_changed(group, channels)
+        if self.assignment is not None:
+            self.assignment.notifier.on_group_change(group)
 
     def _on_disconnect(self, conn: Connection) -> None:
         on_connection_closed(conn, self.consumers, self.producers, self.long_polling)

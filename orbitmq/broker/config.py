@@ -62,6 +62,9 @@ class BrokerConfig:
     )
     trace_on: bool = True  # traceOn: sent to producers as TRACE_ON
     region_id: str = "DefaultRegion"  # regionId: sent to producers as MSG_REGION
+    default_message_request_mode: str = "PULL"  # defaultMessageRequestMode: PULL | POP, when none was set
+    default_pop_share_queue_num: int = -1  # defaultPopShareQueueNum: with a POP default (-1 = all queues)
+    server_load_balancer_enable: bool = True  # serverLoadBalancerEnable: False ⇒ QUERY_ASSIGNMENT gives all
 
     def __post_init__(self) -> None:
         errors = _validate(self)
@@ -111,6 +114,9 @@ BROKER_PROPERTY_NAMES: Final[dict[str, str]] = {
     "enablePropertyFilter": "enable_property_filter",
     "traceOn": "trace_on",
     "regionId": "region_id",
+    "defaultMessageRequestMode": "default_message_request_mode",
+    "defaultPopShareQueueNum": "default_pop_share_queue_num",
+    "serverLoadBalancerEnable": "server_load_balancer_enable",
 }
 
 _FIELD_TO_PROPERTY: Final = {v: k for k, v in BROKER_PROPERTY_NAMES.items()}
@@ -153,6 +159,8 @@ def _validate(cfg: BrokerConfig) -> list[str]:
         bad("broker_permission", "must be PermName bits (8 PRIORITY | 4 READ | 2 WRITE | 1 INHERIT)")
     if cfg.enable_property_filter:
         bad("enable_property_filter", "SQL92 property filtering is not supported by OrbitMQ")
+    if cfg.default_message_request_mode not in ("PULL", "POP"):
+        bad("default_message_request_mode", "must be PULL or POP")
     try:
         parse_delay_levels(cfg.message_delay_level)
     except ConfigError as exc:

@@ -115,6 +115,9 @@ class RequestCode(enum.IntEnum):
     QUERY_ASSIGNMENT = 400
     SET_MESSAGE_REQUEST_MODE = 401
     GET_ALL_MESSAGE_REQUEST_MODE = 402
+    #: OrbitMQ's broker → client push of a (topic, group) request-mode or POP-assignment change (oneway;
+    #: the number an unmerged upstream proposal, apache/rocketmq PR #8844, used for the same purpose).
+    NOTIFY_MESSAGE_REQUEST_MODE_CHANGED = 403
     POP_MESSAGE = 200050
     ACK_MESSAGE = 200051
     PEEK_MESSAGE = 200052
