@@ -34,6 +34,7 @@ from orbitmq.broker.handlers.clients import (
 from orbitmq.broker.longpoll import PullRequestHoldService
 from orbitmq.broker.offsets import ConsumerOffsetManager, OffsetPersistService
 from orbitmq.broker.persist import PersistService
+from orbitmq.broker.rates import BrokerRates
 from orbitmq.broker.registration import BrokerRegistrationService
 from orbitmq.broker.schedule import DelayOffsetManager, ScheduleMessageService
 from orbitmq.broker.topics import TopicConfig, TopicConfigManager
@@ -96,6 +97,7 @@ class BrokerApp(Service):
         self.producers = ProducerManager(cfg)
         self.locks = RebalanceLockManager(cfg.rebalance_lock_max_live_time)
         self.long_polling = PullRequestHoldService(self.clock)
+        self.rates = BrokerRates(self.clock)
         self.dispatch = DispatchTable()
         self.dispatch.set_default(_not_ready("starting"))
         self.server = RemotingServer(
@@ -170,6 +172,7 @@ class BrokerApp(Service):
             long_polling=self.long_polling, address=self._address, store_host=store.config.store_host,
             delay_levels_ms=levels, register_now=self.registration.register_now,
             uniq_ids=UniqueIdGenerator(self.config.broker_ip1), boot_timestamp_ms=self.clock.now_ms(),
+            rates=self.rates, reconfigure=self.reconfigure,
         )  # fmt: skip
         store.add_dispatch_listener(self._on_dispatch)
         self.topics.add_listener(self._on_topic_change)
@@ -224,8 +227,22 @@ class BrokerApp(Service):
         if errors:
             raise errors[0]
 
+    def reconfigure(self, config: BrokerConfig) -> None:
+        """Put ``config`` in effect in every component that reads it (UPDATE_BROKER_CONFIG; the handler
+        allows only keys that are read on each use, see ``handlers/runtime.py``)."""
+        self.config = config
+        self.topics.broker_config = config
+        self.subscription_groups.broker_config = config
+        self.consumers.broker_config = config
+        self.producers.broker_config = config
+        self.registration.config = config
+        if self.context is not None:
+            self.context.config = config
+        log.info("%s: configuration changed at run time", self.name)
+
     # -- wiring ----------------------------------------------------------------------------------------
     def _on_dispatch(self, req: DispatchRequest) -> None:
+        self.rates.put.add()
         self.long_polling.notify_message_arriving(req)
         if self.schedule is not None:
             self.schedule.on_message_arriving(req.topic)

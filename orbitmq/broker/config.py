@@ -65,6 +65,10 @@ class BrokerConfig:
     default_message_request_mode: str = "PULL"  # defaultMessageRequestMode: PULL | POP, when none was set
     default_pop_share_queue_num: int = -1  # defaultPopShareQueueNum: with a POP default (-1 = all queues)
     server_load_balancer_enable: bool = True  # serverLoadBalancerEnable: False ⇒ QUERY_ASSIGNMENT gives all
+    #: useServerSideResetOffset: INVOKE_BROKER_TO_RESET_OFFSET keeps a pending reset that the next pull/pop
+    #: of each queue picks up (RIP-48); false = also push RESET_CONSUMER_CLIENT_OFFSET to online clients
+    #: and keep no pending reset (the 4.x way). Both ways store and persist the new offsets.
+    use_server_side_reset_offset: bool = True
 
     def __post_init__(self) -> None:
         errors = _validate(self)
@@ -117,6 +121,7 @@ BROKER_PROPERTY_NAMES: Final[dict[str, str]] = {
     "defaultMessageRequestMode": "default_message_request_mode",
     "defaultPopShareQueueNum": "default_pop_share_queue_num",
     "serverLoadBalancerEnable": "server_load_balancer_enable",
+    "useServerSideResetOffset": "use_server_side_reset_offset",
 }
 
 _FIELD_TO_PROPERTY: Final = {v: k for k, v in BROKER_PROPERTY_NAMES.items()}

@@ -177,6 +177,10 @@ class PullRequestHoldService(Service):
                 released += 1
         return released
 
+    def wake_queue(self, topic: str, queue_id: int) -> int:
+        """Release every pull held on the queue now (its offsets were reset: they re-check at once)."""
+        return sum(h.release(WakeReason.MESSAGE) for h in list(self._by_queue.get((topic, queue_id), ())))
+
     def drop_connection(self, conn_id: int) -> int:
         """The connection closed: release its pulls (their answers will be dropped)."""
         mine = [h for q in self._by_queue.values() for h in q if h.conn_id == conn_id]

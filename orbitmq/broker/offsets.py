@@ -11,9 +11,21 @@ Differences from upstream, on purpose:
   A lower non-negative commit is stored and logged, as upstream does.
 - A commit never creates an entry for a negative value, so "no offset" is always ``None``.
 
-Server-side reset (RIP-48) is not here: it will sit in front of :meth:`ConsumerOffsetManager.query_offset`
-(a pending reset wins) and :meth:`~ConsumerOffsetManager.commit_offset` (ignored while one is pending), and
-store its target with :meth:`~ConsumerOffsetManager.assign_offset`, which creates the key if needed.
+Server-side reset (RIP-48, pop-and-storage S3), :meth:`ConsumerOffsetManager.assign_reset_offset`:
+
+- the target goes into the offset table, creating the ``topic@group`` entry when the group never committed
+  there (upstream #9150), so it is persisted, survives a restart and is what the first consumer queries;
+- it is also kept as a *pending reset* until a consumer of that queue picks it up
+  (:meth:`~ConsumerOffsetManager.query_then_erase_reset_offset`: the next pull answers PULL_OFFSET_MOVED,
+  the next pop starts there). While one is pending, commits of that queue are ignored: they come from
+  clients that have not seen the reset yet. Unlike upstream the pending table is persisted too (key
+  ``resetOffsetTable``, which a Java broker ignores), so a restart does not let a stale client overwrite it.
+
+The hook for other consumption paths (POP): :meth:`ConsumerOffsetManager.add_reset_listener` registers
+``listener(group, topic, queue_id, offset)``, called on the event loop after each queue's reset is stored;
+a listener drops its in-flight state of that queue (pop: checkpoints, buffered acks, in-flight counters) and
+then, under its queue lock, takes the new start with :meth:`~ConsumerOffsetManager.query_then_erase_reset_offset`.
+A listener that raises is logged and does not stop the reset or the other listeners.
 """
 
 from __future__ import annotations
@@ -27,11 +39,20 @@ from orbitmq.broker.persist import DataVersion, JsonConfigManager, PersistServic
 from orbitmq.core.clock import Clock
 from orbitmq.store.fileops import FileOps
 
-__all__ = ["TOPIC_GROUP_SEPARATOR", "ConsumerOffsetManager", "OffsetPersistService", "topic_group_key"]
+__all__ = [
+    "TOPIC_GROUP_SEPARATOR",
+    "ConsumerOffsetManager",
+    "OffsetPersistService",
+    "ResetListener",
+    "topic_group_key",
+]
 
 log = logging.getLogger("orbitmq.broker.offsets")
 
 TOPIC_GROUP_SEPARATOR: Final = "@"
+
+#: ``listener(group, topic, queue_id, offset)``: a queue of the group was reset to ``offset``.
+ResetListener = Callable[[str, str, int, int], None]
 
 
 def topic_group_key(topic: str, group: str) -> str:
@@ -60,6 +81,9 @@ class ConsumerOffsetManager(JsonConfigManager):
         self._table: dict[str, dict[int, int]] = {}
         #: Last pulled position per queue (in memory only, for consume stats), as upstream's pullOffsetTable.
         self._pull_table: dict[str, dict[int, int]] = {}
+        #: Resets not yet picked up by a consumer of the queue (see the module docstring).
+        self._reset_table: dict[str, dict[int, int]] = {}
+        self._reset_listeners: list[ResetListener] = []
         self._commits = 0
 
     # -- commits ---------------------------------------------------------------------------------------
@@ -82,6 +106,15 @@ class ConsumerOffsetManager(JsonConfigManager):
             log.warning("ignored commit for queue %d of %s@%s from %s", queue_id, topic, group, client_host)
             return False
         key = topic_group_key(topic, group)
+        if queue_id in self._reset_table.get(key, ()):
+            log.info(
+                "ignored commit %d for %s q%d from %s: a reset of the queue is pending",
+                offset,
+                key,
+                queue_id,
+                client_host,
+            )
+            return False
         with self._lock:
             queues = self._table.setdefault(key, {})
             old = queues.get(queue_id)
@@ -109,6 +142,51 @@ class ConsumerOffsetManager(JsonConfigManager):
             self._table.setdefault(topic_group_key(topic, group), {})[queue_id] = offset
             self.data_version = self.data_version.next(self.clock.now_ms())
             self._mark_changed()
+
+    # -- server-side reset -----------------------------------------------------------------------------
+    def add_reset_listener(self, listener: ResetListener) -> None:
+        """Call ``listener(group, topic, queue_id, offset)`` after every queue reset (the POP hook)."""
+        self._reset_listeners.append(listener)
+
+    def assign_reset_offset(self, group: str, topic: str, queue_id: int, offset: int) -> None:
+        """Reset the group's offset on the queue: stored (the entry is created if needed), pending until a
+        consumer picks it up, and announced to the reset listeners. ValueError for a negative value."""
+        if offset < 0 or queue_id < 0 or not topic or not group:
+            raise ValueError(f"cannot reset {topic}@{group} queue {queue_id} to {offset}")
+        key = topic_group_key(topic, group)
+        with self._lock:
+            self._reset_table.setdefault(key, {})[queue_id] = offset
+            self._table.setdefault(key, {})[queue_id] = offset
+            self._pull_table.get(key, {}).pop(queue_id, None)
+            self.data_version = self.data_version.next(self.clock.now_ms())
+            self._mark_changed()
+        log.info("reset %s queue %d to offset %d", key, queue_id, offset)
+        for listener in list(self._reset_listeners):
+            try:
+                listener(group, topic, queue_id, offset)
+            except Exception:
+                log.exception("reset listener %r failed for %s q%d", listener, key, queue_id)
+
+    def has_offset_reset(self, group: str, topic: str, queue_id: int) -> bool:
+        return queue_id in self._reset_table.get(topic_group_key(topic, group), ())
+
+    def query_then_erase_reset_offset(self, group: str, topic: str, queue_id: int) -> int | None:
+        """The pending reset of the queue, now consumed (None when there is none)."""
+        key = topic_group_key(topic, group)
+        with self._lock:
+            queues = self._reset_table.get(key)
+            if queues is None or queue_id not in queues:
+                return None
+            offset = queues.pop(queue_id)
+            if not queues:
+                del self._reset_table[key]
+            self._mark_changed()
+        return offset
+
+    def pending_resets(self) -> dict[str, dict[int, int]]:
+        """A copy of the resets no consumer has picked up yet."""
+        with self._lock:
+            return {k: dict(v) for k, v in self._reset_table.items()}
 
     def commit_pull_offset(self, group: str, topic: str, queue_id: int, offset: int) -> None:
         """Remember the last pull position (not persisted)."""
@@ -163,10 +241,12 @@ class ConsumerOffsetManager(JsonConfigManager):
 
     def _remove(self, match: Callable[[str, str], bool]) -> int:
         with self._lock:
-            keys = [k for k in self._table if (tg := _split_key(k)) is not None and match(*tg)]
+            known = set(self._table) | set(self._reset_table)
+            keys = [k for k in known if (tg := _split_key(k)) is not None and match(*tg)]
             for key in keys:
-                log.info("removed consumer offsets %s: %s", key, self._table.pop(key))
+                log.info("removed consumer offsets %s: %s", key, self._table.pop(key, None))
                 self._pull_table.pop(key, None)
+                self._reset_table.pop(key, None)
             if keys:
                 self.data_version = self.data_version.next(self.clock.now_ms())
                 self._mark_changed()
@@ -185,31 +265,43 @@ class ConsumerOffsetManager(JsonConfigManager):
 
     # -- serialisation ---------------------------------------------------------------------------------
     def encode_obj(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "dataVersion": self.data_version.to_json(),
-            "offsetTable": {
-                key: {str(q): off for q, off in sorted(queues.items())}
-                for key, queues in sorted(self._table.items())
-            },
+            "offsetTable": _encode_table(self._table),
         }
+        if self._reset_table:
+            out["resetOffsetTable"] = _encode_table(self._reset_table)
+        return out
 
     def decode_obj(self, obj: dict[str, Any]) -> None:
-        raw = obj.get("offsetTable") or {}
-        if not isinstance(raw, dict):
-            raise ValueError("offsetTable must be an object")
-        table: dict[str, dict[int, int]] = {}
-        for key, queues in raw.items():
-            if not isinstance(queues, dict):
-                raise ValueError(f"offsets of {key} must be an object")
-            entry: dict[int, int] = {}
-            for q, off in queues.items():
-                if isinstance(off, bool) or not isinstance(off, int):
-                    raise ValueError(f"offset of {key} queue {q} is not an integer: {off!r}")
-                if off >= 0:  # a Java broker may have stored -1 ("no offset")
-                    entry[int(q)] = off
-            table[key] = entry
-        self._table = table
+        self._table = _decode_table(obj.get("offsetTable"), "offsetTable")
+        self._reset_table = {
+            k: v for k, v in _decode_table(obj.get("resetOffsetTable"), "resetOffsetTable").items() if v
+        }
         self.data_version = DataVersion.from_json(obj.get("dataVersion"))
+
+
+def _encode_table(table: dict[str, dict[int, int]]) -> dict[str, dict[str, int]]:
+    return {key: {str(q): off for q, off in sorted(queues.items())} for key, queues in sorted(table.items())}
+
+
+def _decode_table(raw: object, name: str) -> dict[str, dict[int, int]]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{name} must be an object")
+    table: dict[str, dict[int, int]] = {}
+    for key, queues in raw.items():
+        if not isinstance(queues, dict):
+            raise ValueError(f"offsets of {key} must be an object")
+        entry: dict[int, int] = {}
+        for q, off in queues.items():
+            if isinstance(off, bool) or not isinstance(off, int):
+                raise ValueError(f"offset of {key} queue {q} is not an integer: {off!r}")
+            if off >= 0:  # a Java broker may have stored -1 ("no offset")
+                entry[int(q)] = off
+        table[key] = entry
+    return table
 
 
 class OffsetPersistService(PersistService):

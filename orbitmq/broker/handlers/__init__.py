@@ -11,6 +11,8 @@ from orbitmq.broker.handlers.context import BrokerContext, ClientChannel, channe
 from orbitmq.broker.handlers.offsets import OffsetHandlers
 from orbitmq.broker.handlers.pull import PullHandlers
 from orbitmq.broker.handlers.query import QueryHandlers
+from orbitmq.broker.handlers.reset import ResetHandlers
+from orbitmq.broker.handlers.runtime import RuntimeHandlers
 from orbitmq.broker.handlers.send import SendHandlers
 from orbitmq.broker.handlers.sendback import SendBackHandlers
 from orbitmq.net.dispatch import RequestHandler
@@ -29,6 +31,8 @@ def handler_table(ctx: BrokerContext) -> dict[int, RequestHandler]:
         SendBackHandlers(ctx),
         QueryHandlers(ctx),
         AdminHandlers(ctx),
+        ResetHandlers(ctx),
+        RuntimeHandlers(ctx),
     )
     for family in families:
         for code, handler in family.table().items():

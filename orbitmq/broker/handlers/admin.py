@@ -1,4 +1,6 @@
-"""Admin requests (RocketMQ ``AdminBrokerProcessor``): topics, subscription groups, stats, runtime info.
+"""Admin requests (RocketMQ ``AdminBrokerProcessor``): topics, subscription groups, consumer stats.
+The broker's runtime info and config are in :mod:`~orbitmq.broker.handlers.runtime`, offset resets in
+:mod:`~orbitmq.broker.handlers.reset`.
 
 Bodies whose Java type is ``Map<MessageQueue, …>`` (ConsumeStats, TopicStatsTable) are written in
 fastjson's object-key form, ``{{"brokerName":"b","queueId":0,"topic":"t"}:{…}}``: the Java admin tools
@@ -13,16 +15,15 @@ from typing import Any
 
 import orjson
 
-from orbitmq.broker.config import BROKER_PROPERTY_NAMES
 from orbitmq.broker.groups import MessageQueue, SubscriptionGroupConfig
 from orbitmq.broker.handlers.clients import REGISTER_WAIT_S
-from orbitmq.broker.handlers.context import BrokerContext, java_fields
+from orbitmq.broker.handlers.context import BrokerContext
 from orbitmq.broker.topics import TopicConfig, parse_attribute_modifications
 from orbitmq.core.errors import BrokerError, ProtocolError
 from orbitmq.net.connection import Connection
 from orbitmq.net.dispatch import RequestHandler
 from orbitmq.protocol import fastjson
-from orbitmq.protocol.codes import RequestCode, ResponseCode, Version
+from orbitmq.protocol.codes import RequestCode, ResponseCode
 from orbitmq.protocol.command import RemotingCommand
 
 __all__ = ["AdminHandlers", "mq_keyed_json", "properties_text"]
@@ -63,8 +64,6 @@ class AdminHandlers:
             RequestCode.DELETE_TOPIC_IN_BROKER: self.delete_topic_in_broker,
             RequestCode.GET_ALL_TOPIC_CONFIG: self.get_all_topic_config,
             RequestCode.GET_TOPIC_CONFIG: self.get_topic_config,
-            RequestCode.GET_BROKER_RUNTIME_INFO: self.get_broker_runtime_info,
-            RequestCode.GET_BROKER_CONFIG: self.get_broker_config,
             RequestCode.GET_CONSUME_STATS: self.get_consume_stats,
             RequestCode.GET_TOPIC_STATS_INFO: self.get_topic_stats_info,
             RequestCode.GET_CONSUMER_CONNECTION_LIST: self.get_consumer_connection_list,
@@ -73,6 +72,7 @@ class AdminHandlers:
             RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP: self.update_and_create_subscription_group,
             RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG: self.get_all_subscription_group_config,
             RequestCode.DELETE_SUBSCRIPTIONGROUP: self.delete_subscription_group,
+            RequestCode.GET_SUBSCRIPTIONGROUP_CONFIG: self.get_subscription_group_config,
         }
 
     # -- topics ----------------------------------------------------------------------------------------
@@ -137,7 +137,11 @@ class AdminHandlers:
     async def get_consume_stats(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
         group = cmd.str_field("consumerGroup")
         topic = cmd.opt_str("topic")
-        topics = [topic] if topic else sorted(self.ctx.offsets.topics_of_group(group))
+        if topic:
+            topics = [topic]
+        else:  # committed on, or subscribed to by an online member (a new group has no offsets yet)
+            online = self.ctx.consumers.subscriptions(group)
+            topics = sorted(self.ctx.offsets.topics_of_group(group) | set(online))
         store, offsets = self.ctx.store, self.ctx.offsets
         entries = []
         for t in topics:
@@ -187,36 +191,16 @@ class AdminHandlers:
     ) -> RemotingCommand:
         return cmd.response(body=orjson.dumps(self.ctx.subscription_groups.wrapper_json()))
 
+    async def get_subscription_group_config(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        group = cmd.str_field("group")
+        config = self.ctx.subscription_groups.get(group)  # a read never auto-creates the group
+        if config is None:
+            raise BrokerError(ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST, f"No group {group} in this broker")
+        return cmd.response(body=orjson.dumps(config.to_json()))
+
     async def delete_subscription_group(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
         group = cmd.str_field("groupName")
         self.ctx.subscription_groups.delete_subscription_group_config(group)
         if cmd.bool_field("cleanOffset"):
             self.ctx.offsets.remove_group(group)
         return cmd.response()
-
-    # -- broker ----------------------------------------------------------------------------------------
-    async def get_broker_runtime_info(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
-        ctx, store = self.ctx, self.ctx.store
-        uptime_s = max(0, (ctx.now_ms - ctx.boot_timestamp_ms) // 1000)
-        days, rest = divmod(uptime_s, 86400)
-        hours, rest = divmod(rest, 3600)
-        minutes, seconds = divmod(rest, 60)
-        table = java_fields(
-            brokerVersionDesc=Version.V5_3_3.name,
-            brokerVersion=int(Version.V5_3_3),
-            bootTimestamp=ctx.boot_timestamp_ms,
-            runtime=f"[ {days} days, {hours} hours, {minutes} minutes, {seconds} seconds ]",
-            commitLogMinOffset=store.min_physical_offset,
-            commitLogMaxOffset=store.max_physical_offset,
-            dispatchBehindBytes=max(0, store.max_physical_offset - store.dispatched_offset),
-            pullHeldRequests=ctx.long_polling.held_count,
-            brokerActive=True,
-        )
-        return cmd.response(body=orjson.dumps({"table": table}))
-
-    async def get_broker_config(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
-        cfg = self.ctx.config
-        values = {prop: getattr(cfg, name) for prop, name in BROKER_PROPERTY_NAMES.items()}
-        values["listenPort"] = int(self.ctx.address.rpartition(":")[2])
-        version = orjson.dumps(self.ctx.topics.data_version.to_json()).decode()
-        return cmd.response(ext_fields={"version": version}, body=properties_text(values).encode())

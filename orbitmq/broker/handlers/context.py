@@ -19,6 +19,7 @@ from orbitmq.broker.groups import (
 )
 from orbitmq.broker.longpoll import PullRequestHoldService
 from orbitmq.broker.offsets import ConsumerOffsetManager
+from orbitmq.broker.rates import BrokerRates
 from orbitmq.broker.schedule import DelayOffsetManager
 from orbitmq.broker.topics import TopicConfigManager
 from orbitmq.core.clock import Clock
@@ -113,6 +114,10 @@ class BrokerContext:
     register_now: Callable[[float], Awaitable[bool]] = field(repr=False, default=_registered)
     uniq_ids: UniqueIdGenerator = field(default_factory=UniqueIdGenerator, repr=False)
     boot_timestamp_ms: int = 0
+    #: Messages stored / sent to pullers per second (GET_BROKER_RUNTIME_INFO); None = not measured.
+    rates: BrokerRates | None = None
+    #: Put a new config in effect everywhere (UPDATE_BROKER_CONFIG); None = run-time changes refused.
+    reconfigure: Callable[[BrokerConfig], None] | None = field(repr=False, default=None)
 
     @property
     def now_ms(self) -> int:

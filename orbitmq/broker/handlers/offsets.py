@@ -8,7 +8,8 @@ empty, as a 4.9 broker answers — else QUERY_NOT_FOUND (22), and always 22 when
 22, then asks GET_MAX_OFFSET and lands on the same 0); a 5.x broker would say 22 there.
 
 UPDATE_CONSUMER_OFFSET requires the group and the topic to exist (26 / 17, as upstream). A negative commit
-(ali-ons sends -1 for an in-memory 0) is answered SUCCESS and not stored, so it never rewinds an offset.
+(ali-ons sends -1 for an in-memory 0) is answered SUCCESS and not stored, so it never rewinds an offset;
+so is a commit on a queue whose server-side reset no consumer has picked up yet (remark says so).
 """
 
 from __future__ import annotations
@@ -85,6 +86,9 @@ class OffsetHandlers:
             )
         if offset is None:
             raise BrokerError(ResponseCode.INVALID_PARAMETER, f"Offset is null, topic is {topic}")
+        if self.ctx.offsets.has_offset_reset(group, topic, queue_id):
+            # The client has not seen the reset yet: its offset is stale (upstream answers the same way).
+            return cmd.response(remark="Offset has been previously reset")
         host, port = conn.remote_addr
         self.ctx.offsets.commit_offset(group, topic, queue_id, offset, f"{host}:{port}")
         return cmd.response()

@@ -14,6 +14,11 @@ Store status → answer (``nextBeginOffset`` is the store's):
     OFFSET_OVERFLOW_ONE, OFFSET_FOUND_NULL     PULL_NOT_FOUND (long-polled)
     OFFSET_OVERFLOW_BADLY, OFFSET_TOO_SMALL    PULL_OFFSET_MOVED (next = max / min offset)
 
+A pending server-side reset of the queue (INVOKE_BROKER_TO_RESET_OFFSET, :mod:`orbitmq.broker.offsets`) is
+consumed by the next pull of the group on that queue, in either pass: it is answered PULL_OFFSET_MOVED with
+``nextBeginOffset`` = the reset offset (remark ``OFFSET_RESET``), unless the pull already asks for exactly
+that offset, which is then read normally. That pull's piggy-backed commit is not stored: it predates the reset.
+
 Every answer, errors included, carries ``suggestWhichBrokerId``, ``nextBeginOffset``, ``minOffset`` and
 ``maxOffset`` (ali-ons reads them unconditionally); the remark is the store status name.
 """
@@ -127,9 +132,12 @@ class PullHandlers:
             plan = self._validate(header)
         except BrokerError as exc:
             return cmd.response(exc.code, exc.remark or None, ext_fields=self._position(header))
+        reset = self._take_reset(header)
+        if reset is not None and reset != header.queue_offset:
+            return self._reset_answer(cmd, plan, reset)
         result = self._read(plan)
         code = pull_response_code(result.status, header.queue_offset)
-        self._commit(plan, conn, result)
+        self._commit(plan, conn, result, store_commit=reset is None)
         if code == ResponseCode.PULL_NOT_FOUND and header.has(FLAG_SUSPEND):
             cfg = self.ctx.config
             hold_ms = (
@@ -141,6 +149,9 @@ class PullHandlers:
             )  # fmt: skip
             if woken is not None:
                 await woken
+                reset = self._take_reset(header)
+                if reset is not None and reset != header.queue_offset:
+                    return self._reset_answer(cmd, plan, reset)
                 result = self._read(plan)
                 code = pull_response_code(result.status, header.queue_offset)
         return self._answer(cmd, plan, result, code)
@@ -221,11 +232,31 @@ class PullHandlers:
             record_filter=plan.record_filter,
         )
 
-    def _commit(self, plan: _Plan, conn: Connection, result: GetResult) -> None:
+    def _take_reset(self, h: PullRequestHeader) -> int | None:
+        return self.ctx.offsets.query_then_erase_reset_offset(h.consumer_group, h.topic, h.queue_id)
+
+    def _reset_answer(self, cmd: RemotingCommand, plan: _Plan, offset: int) -> RemotingCommand:
+        """PULL_OFFSET_MOVED to a reset's offset (upstream's OFFSET_RESET status); nothing is read."""
+        h = plan.header
+        self.ctx.offsets.commit_pull_offset(h.consumer_group, h.topic, h.queue_id, offset)
+        log.info("pull of %s@%s q%d at %d: reset to %d", h.topic, h.consumer_group, h.queue_id,
+                 h.queue_offset, offset)  # fmt: skip
+        store = self.ctx.store
+        ext = java_fields(
+            suggestWhichBrokerId=0,
+            nextBeginOffset=offset,
+            minOffset=store.min_offset_in_queue(h.topic, h.queue_id),
+            maxOffset=store.max_offset_in_queue(h.topic, h.queue_id),
+            topicSysFlag=plan.topic_config.topic_sys_flag,
+            groupSysFlag=plan.group_config.group_sys_flag,
+        )
+        return cmd.response(ResponseCode.PULL_OFFSET_MOVED, "OFFSET_RESET", ext_fields=ext)
+
+    def _commit(self, plan: _Plan, conn: Connection, result: GetResult, *, store_commit: bool = True) -> None:
         h = plan.header
         offsets = self.ctx.offsets
         offsets.commit_pull_offset(h.consumer_group, h.topic, h.queue_id, result.next_begin_offset)
-        if h.has(FLAG_COMMIT_OFFSET) and h.commit_offset >= 0:
+        if store_commit and h.has(FLAG_COMMIT_OFFSET) and h.commit_offset >= 0:
             host, port = conn.remote_addr
             offsets.commit_offset(h.consumer_group, h.topic, h.queue_id, h.commit_offset, f"{host}:{port}")
 
@@ -239,6 +270,8 @@ class PullHandlers:
             groupSysFlag=plan.group_config.group_sys_flag,
         )
         body = list(result.buffers) if code == ResponseCode.SUCCESS else b""
+        if body and self.ctx.rates is not None:
+            self.ctx.rates.get.add(result.message_count)
         return cmd.response(code, result.status.value, ext_fields=ext, body=body)
 
     def _position(self, h: PullRequestHeader) -> dict[str, str]:
