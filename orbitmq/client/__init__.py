@@ -1,6 +1,15 @@
-"""The native asyncio RocketMQ remoting SDK: Producer, PushConsumer, allocation strategies, routing."""
+"""The native asyncio RocketMQ remoting SDK: Producer, PushConsumer (concurrent or orderly, clustering or
+broadcasting), LitePullConsumer, allocation strategies, routing; ``orbitmq.client.sync`` wraps them for
+code that is not async."""
 
 from orbitmq.client.consumer import PushConsumer
+from orbitmq.client.listener import (
+    ConsumeConcurrentlyStatus,
+    ConsumeOrderlyContext,
+    ConsumeOrderlyStatus,
+    Listener,
+    OrderlyListener,
+)
 from orbitmq.client.model import (
     ConsumeFromWhere,
     Message,
@@ -13,11 +22,16 @@ from orbitmq.client.model import (
 from orbitmq.client.producer import Producer
 
 __all__ = [
+    "ConsumeConcurrentlyStatus",
     "ConsumeFromWhere",
+    "ConsumeOrderlyContext",
+    "ConsumeOrderlyStatus",
+    "Listener",
     "Message",
     "MessageExt",
     "MessageModel",
     "MessageQueue",
+    "OrderlyListener",
     "Producer",
     "PushConsumer",
     "SendResult",

@@ -1,62 +1,50 @@
-"""PushConsumer (clustering, concurrent listener): heartbeat, rebalance, long-poll pull loop per queue,
-send-back of failed messages through %RETRY%<group>, offsets committed only past finished messages.
+"""PushConsumer: queue-granularity load balancing as RocketMQ's classic consumers do it.
 
-Java timings: heartbeat right after start and every 30 s, rebalance every 20 s and at once on
-NOTIFY_CONSUMER_IDS_CHANGED (code 40), offsets persisted every 5 s and on shutdown.
+Each owned queue has a :class:`ProcessQueue` and a pull loop that long-polls its broker. Messages go to
+the listener either concurrently (a task per message, ``consume_concurrency`` at a time, failed messages
+sent back to %RETRY%<group>) or orderly (:mod:`orbitmq.client.orderly`: broker lock per queue, one message
+at a time per queue, suspend and retry on failure). CLUSTERING shares the queues among the group's members
+and keeps offsets on the brokers; BROADCASTING gives every member every queue and keeps its offsets in a
+local file. Offsets only advance past messages that are finished.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
+import os
+import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-
-import orjson
+from collections.abc import Sequence
 
 from orbitmq.client.allocate import AllocateStrategy, averagely
-from orbitmq.client.instance import ClientInstance
-from orbitmq.client.model import (
-    RETRY_PREFIX,
-    ConsumeFromWhere,
-    MessageExt,
-    MessageModel,
-    MessageQueue,
-    message_ext_from_record,
-)
-from orbitmq.core.errors import BrokerError, ClientError, OrbitError
-from orbitmq.net import Connection
-from orbitmq.protocol.codes import RequestCode, ResponseCode
-from orbitmq.protocol.command import RemotingCommand
-from orbitmq.protocol.record import decode_records, java_string_hash
+from orbitmq.client.consumer_base import ConsumerBase
+from orbitmq.client.listener import Listener, OrderlyListener, call_listener
+from orbitmq.client.model import RETRY_PREFIX, ConsumeFromWhere, MessageExt, MessageModel, MessageQueue
+from orbitmq.client.orderly import OrderlyConsumption
+from orbitmq.client.process_queue import ProcessQueue
+from orbitmq.client.pull import PullStatus, pull
+from orbitmq.core.errors import ClientError, OrbitError
+from orbitmq.protocol.codes import RequestCode
 
-__all__ = ["Listener", "ProcessQueue", "PushConsumer"]
+__all__ = ["Listener", "OrderlyListener", "ProcessQueue", "PushConsumer"]
 
 log = logging.getLogger("orbitmq.client")
 
-#: ``(message) -> True/None`` = consumed; False or an exception = consume again later (send back).
-Listener = Callable[[MessageExt], Awaitable[bool | None] | bool | None]
+#: Java's push-consumer delays: flow control 50 ms, after a pull error 3 s, a local retry of a message
+#: whose send-back failed 5 s; a queue whose last pull is older than ``PULL_MAX_IDLE_S`` is re-created.
+FLOW_CONTROL_DELAY_S = 0.05
+PULL_ERROR_DELAY_S = 3.0
+LOCAL_RETRY_DELAY_S = 5.0
+PULL_MAX_IDLE_S = 120.0
+#: ``maxReconsumeTimes`` -1 means 16 for concurrent listeners (the broker's default) and unlimited for
+#: orderly ones, as in the Java client.
+DEFAULT_MAX_RECONSUME_TIMES = 16
+JAVA_INT_MAX = 2**31 - 1
 
 
-@dataclass
-class ProcessQueue:
-    """What one owned queue has in flight; the committable offset never passes an unfinished message."""
-
-    mq: MessageQueue
-    next_offset: int
-    in_flight: set[int] = field(default_factory=set)
-    done_upto: int = 0  # highest offset handed out + 1
-    dropped: bool = False
-    task: asyncio.Task[None] | None = None
-
-    def commit_offset(self) -> int:
-        return min(self.in_flight) if self.in_flight else max(self.done_upto, 0)
-
-
-class PushConsumer:
+class PushConsumer(ConsumerBase):
     def __init__(
         self,
         group: str,
@@ -64,289 +52,250 @@ class PushConsumer:
         *,
         message_model: MessageModel = MessageModel.CLUSTERING,
         consume_from_where: ConsumeFromWhere = ConsumeFromWhere.CONSUME_FROM_LAST_OFFSET,
+        consume_timestamp_ms: int | None = None,
         allocate: AllocateStrategy = averagely,
+        offset_store_dir: str | os.PathLike[str] | None = None,
         consume_concurrency: int = 20,
-        max_reconsume_times: int = 16,
+        max_reconsume_times: int = -1,
         pull_batch_size: int = 32,
         pull_threshold_for_queue: int = 1000,
+        pull_threshold_size_for_queue_mib: int = 100,
+        consume_concurrently_max_span: int = 2000,
+        suspend_current_queue_time_ms: int = 1000,
         long_poll_s: float = 15.0,
         rebalance_interval_s: float = 20.0,
         heartbeat_interval_s: float = 30.0,
         persist_interval_s: float = 5.0,
+        lock_interval_s: float = 20.0,
         instance_name: str | None = None,
     ) -> None:
-        if message_model is not MessageModel.CLUSTERING:
-            raise ClientError("only CLUSTERING is implemented by this PushConsumer")
-        self.group = group
-        self.instance = ClientInstance(namesrv_addrs, instance_name=instance_name)
-        self.consume_from_where, self.allocate = consume_from_where, allocate
-        self.max_reconsume_times, self.pull_batch_size = max_reconsume_times, pull_batch_size
-        self.pull_threshold_for_queue, self.long_poll_s = pull_threshold_for_queue, long_poll_s
-        self.rebalance_interval_s, self.heartbeat_interval_s = rebalance_interval_s, heartbeat_interval_s
-        self.persist_interval_s = persist_interval_s
-        self.subscriptions: dict[str, str] = {}
-        self._sub_version = int(time.time() * 1000)
+        super().__init__(
+            group, namesrv_addrs, message_model=message_model, consume_from_where=consume_from_where,
+            consume_timestamp_ms=consume_timestamp_ms, allocate=allocate, offset_store_dir=offset_store_dir,
+            rebalance_interval_s=rebalance_interval_s, heartbeat_interval_s=heartbeat_interval_s,
+            persist_interval_s=persist_interval_s, instance_name=instance_name,
+        )  # fmt: skip
+        self.consume_concurrency = consume_concurrency
+        self.max_reconsume_times = max_reconsume_times
+        self.pull_batch_size, self.long_poll_s = pull_batch_size, long_poll_s
+        self.pull_threshold_for_queue = pull_threshold_for_queue
+        self.pull_threshold_size_for_queue = pull_threshold_size_for_queue_mib * 1024 * 1024
+        self.consume_concurrently_max_span = consume_concurrently_max_span
+        self.suspend_current_queue_time_ms = suspend_current_queue_time_ms
+        self.lock_interval_s = lock_interval_s
         self._listener: Listener | None = None
-        self._sem = asyncio.Semaphore(consume_concurrency)
+        self._orderly: OrderlyConsumption | None = None
+        self._sem: asyncio.Semaphore | None = None
         self.process_queues: dict[MessageQueue, ProcessQueue] = {}
-        self._rebalance_now = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        #: Queues given away whose offset commit (and, orderly, unlock) is still under way.
+        self._releasing: dict[MessageQueue, asyncio.Task[None]] = {}
         self._consume_tasks: set[asyncio.Task[None]] = set()
-        self._closing = False
-        self.instance.dispatch.register(RequestCode.NOTIFY_CONSUMER_IDS_CHANGED, self._on_ids_changed)
-
-    @property
-    def client_id(self) -> str:
-        return self.instance.client_id
+        #: Plain counters for metrics and tests.
+        self.consumed = 0
+        self.sent_back = 0
 
     def subscribe(self, topic: str, expression: str = "*") -> None:
         self.subscriptions[topic] = expression
 
     def register_listener(self, listener: Listener) -> None:
-        self._listener = listener
+        """A concurrent listener: ``(message) -> result`` (see :mod:`orbitmq.client.listener`)."""
+        self._listener, self._orderly = listener, None
+
+    def register_orderly_listener(self, listener: OrderlyListener) -> None:
+        """An orderly listener: ``(message, ConsumeOrderlyContext) -> result``, one message at a time per
+        queue, in queue order; with CLUSTERING each queue is locked on its broker while this member owns it."""
+        self._listener = None
+        self._orderly = OrderlyConsumption(self, listener)
+
+    @property
+    def orderly(self) -> bool:
+        return self._orderly is not None
 
     def assigned_queues(self) -> set[MessageQueue]:
         return {mq for mq, pq in self.process_queues.items() if not pq.dropped}
 
+    def effective_max_reconsume_times(self) -> int:
+        if self.max_reconsume_times >= 0:
+            return self.max_reconsume_times
+        return sys.maxsize if self.orderly else DEFAULT_MAX_RECONSUME_TIMES
+
     # -- lifecycle --------------------------------------------------------------------------------------
     async def start(self) -> None:
-        if self._listener is None or not self.subscriptions:
-            raise ClientError("subscribe() and register_listener() before start()")
-        self.subscriptions.setdefault(RETRY_PREFIX + self.group, "*")  # clustering retries come back here
-        for topic in self.subscriptions:
-            with contextlib.suppress(BrokerError):
-                await self.instance.route(topic)
-        await self._heartbeat()
-        for topic in self.subscriptions:  # the retry topic exists once the broker saw the heartbeat
-            with contextlib.suppress(BrokerError):
-                await self.instance.route(topic, refresh=True)
-        await self.rebalance()
-        loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._rebalance_loop(), name=f"rebalance {self.group}"),
-            loop.create_task(self._every(self.heartbeat_interval_s, self._heartbeat_and_routes)),
-            loop.create_task(self._every(self.persist_interval_s, self.persist_offsets)),
-        ]
+        if (self._listener is None and self._orderly is None) or not self.subscriptions:
+            raise ClientError("subscribe() and register a listener before start()")
+        self._sem = asyncio.Semaphore(self.consume_concurrency)
+        if self.clustering:  # clustering retries come back through the group's retry topic
+            self.subscriptions.setdefault(RETRY_PREFIX + self.group, "*")
+        await self._join()
+        if self._orderly is not None and self.clustering:
+            await self._orderly.start()
 
     async def shutdown(self) -> None:
-        self._closing = True
-        for t in self._tasks:
-            t.cancel()
+        await self._leave()
+        if self._orderly is not None:
+            await self._orderly.stop()
         for pq in self.process_queues.values():
-            pq.dropped = True
-            if pq.task is not None:
-                pq.task.cancel()
+            pq.drop()
+            if pq.pull_task is not None:
+                pq.pull_task.cancel()
         await asyncio.gather(
-            *self._tasks, *(pq.task for pq in self.process_queues.values() if pq.task), return_exceptions=True
+            *(t for pq in self.process_queues.values() for t in (pq.pull_task, pq.consume_task) if t),
+            *self._releasing.values(),
+            return_exceptions=True,
         )
         if self._consume_tasks:
             await asyncio.wait(set(self._consume_tasks), timeout=10)
-        await self.persist_offsets()
-        for addr in self.instance.all_broker_addrs():
-            with contextlib.suppress(OrbitError):
-                await self.instance.request(
-                    addr,
-                    RequestCode.UNREGISTER_CLIENT,
-                    {"clientID": self.client_id, "consumerGroup": self.group},
-                )
-        await self.instance.close()
+        await self.persist_offsets(include_dropped=True)
+        if self._orderly is not None and self.clustering:
+            await self._orderly.unlock(list(self.process_queues))
+        await self._unregister()
 
-    async def _every(self, interval_s: float, action: Callable[[], Awaitable[None]]) -> None:
-        while True:
-            await asyncio.sleep(interval_s)
-            try:
-                await action()
-            except OrbitError as exc:
-                log.info("%s: periodic %s failed: %s", self.group, getattr(action, "__name__", action), exc)
-
-    # -- heartbeat and rebalance ------------------------------------------------------------------------
-    async def _heartbeat_and_routes(self) -> None:
-        await self.instance.refresh_routes()
-        await self._heartbeat()
-
-    async def _heartbeat(self) -> None:
-        subs = [
-            {"topic": t, "subString": e, "tagsSet": _tags(e), "codeSet": [java_string_hash(x) for x in _tags(e)],
-             "subVersion": self._sub_version, "classFilterMode": False, "expressionType": "TAG"}
-            for t, e in self.subscriptions.items()
-        ]  # fmt: skip
-        consumer = {"groupName": self.group, "consumeType": "CONSUME_PASSIVELY", "messageModel": "CLUSTERING",
-                    "consumeFromWhere": self.consume_from_where.value, "subscriptionDataSet": subs, "unitMode": False}  # fmt: skip
-        await self.instance.heartbeat({"consumerDataSet": [consumer], "producerDataSet": []})
-
-    async def _on_ids_changed(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand | None:
-        self._rebalance_now.set()
-        return None
-
-    async def _rebalance_loop(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._rebalance_now.wait(), self.rebalance_interval_s)
-            self._rebalance_now.clear()
-            try:
-                await self.rebalance()
-            except OrbitError as exc:
-                log.info("%s: rebalance failed: %s", self.group, exc)
-
-    async def rebalance(self) -> None:
-        for topic in list(self.subscriptions):
-            try:
-                await self.rebalance_by_topic(topic)
-            except (BrokerError, ClientError) as exc:
-                log.info("%s: rebalance of %s skipped: %s", self.group, topic, exc)
-
-    async def rebalance_by_topic(self, topic: str) -> None:
-        route = self.instance.routes.get(topic) or await self.instance.route(topic)
-        all_queues = sorted(route.subscribe_queues)
-        if not all_queues:
-            return
-        addr = route.master_addrs()[0]
-        resp = await self.instance.request(
-            addr, RequestCode.GET_CONSUMER_LIST_BY_GROUP, {"consumerGroup": self.group}
-        )
-        cids = sorted(orjson.loads(resp.body_bytes()).get("consumerIdList") or [])
-        mine = set(self.allocate(self.group, self.client_id, all_queues, cids))
+    # -- rebalance --------------------------------------------------------------------------------------
+    async def update_queues(self, topic: str, mine: set[MessageQueue]) -> bool:
+        now = time.monotonic()
         for mq, pq in list(self.process_queues.items()):
-            if mq.topic == topic and mq not in mine:
-                await self._drop(pq)
-        for mq in sorted(mine - set(self.process_queues)):
-            offset = await self._start_offset(mq, route.master_addr(mq.broker_name) or addr)
-            pq = ProcessQueue(mq, offset, done_upto=offset)
-            self.process_queues[mq] = pq
-            pq.task = asyncio.get_running_loop().create_task(self._pull_loop(pq), name=f"pull {mq}")
+            if mq.topic == topic and (mq not in mine or pq.pull_expired(now, PULL_MAX_IDLE_S)):
+                self._start_release(pq)
+        new = sorted(mq for mq in mine - set(self.process_queues) if mq not in self._releasing)
+        balanced = not (mine & set(self._releasing))
+        if self._orderly is not None and self.clustering and new:
+            locked = await self._orderly.lock(new)
+            balanced = balanced and len(locked) == len(new)
+            new = [mq for mq in new if mq in locked]
+        for mq in new:
+            try:
+                offset = await self.start_offset(mq)
+            except OrbitError as exc:
+                log.info("%s: no start offset for %s this round: %s", self.group, mq, exc)
+                balanced = False
+                continue
+            self.offset_store.update(mq, offset)
+            self._create(mq, offset)
+        return balanced
 
-    async def _drop(self, pq: ProcessQueue) -> None:
-        pq.dropped = True
-        if pq.task is not None:
-            pq.task.cancel()
+    def _create(self, mq: MessageQueue, offset: int) -> None:
+        pq = ProcessQueue(mq, offset, locked=True, last_lock_s=time.monotonic())
+        self.process_queues[mq] = pq
+        loop = asyncio.get_running_loop()
+        pq.pull_task = loop.create_task(self._pull_loop(pq), name=f"pull {mq}")
+        if self._orderly is not None:
+            pq.consume_task = loop.create_task(self._orderly.consume_loop(pq), name=f"consume {mq}")
+
+    def _start_release(self, pq: ProcessQueue) -> None:
+        pq.drop()
+        if pq.pull_task is not None:
+            pq.pull_task.cancel()
         del self.process_queues[pq.mq]
-        with contextlib.suppress(OrbitError):
-            await self._commit(pq)
+        task = asyncio.get_running_loop().create_task(self._release(pq), name=f"release {pq.mq}")
+        self._releasing[pq.mq] = task
 
-    async def _start_offset(self, mq: MessageQueue, addr: str) -> int:
-        """RocketMQ's computePullFromWhere: the stored offset if any, else per consume_from_where."""
-        q = {"consumerGroup": self.group, "topic": mq.topic, "queueId": mq.queue_id}
-        resp = await self.instance.request(
-            addr, RequestCode.QUERY_CONSUMER_OFFSET, q, ok=(0, ResponseCode.QUERY_NOT_FOUND)
-        )
-        if resp.code == 0 and (stored := int(resp.ext_fields.get("offset", -1))) >= 0:
-            return stored
-        if (
-            mq.topic.startswith(RETRY_PREFIX)
-            or self.consume_from_where is ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET
-        ):
-            return 0
-        code = RequestCode.GET_MAX_OFFSET
-        fields: dict[str, object] = {"topic": mq.topic, "queueId": mq.queue_id}
-        if self.consume_from_where is ConsumeFromWhere.CONSUME_FROM_TIMESTAMP:
-            code, fields["timestamp"] = (
-                RequestCode.SEARCH_OFFSET_BY_TIMESTAMP,
-                int(time.time() * 1000) - 1_800_000,
-            )
-        return int((await self.instance.request(addr, code, fields)).ext_fields["offset"])
+        def released(t: asyncio.Task[None]) -> None:
+            if self._releasing.get(pq.mq) is t:
+                del self._releasing[pq.mq]
 
-    # -- pulling and consuming --------------------------------------------------------------------------
+        task.add_done_callback(released)
+
+    async def _release(self, pq: ProcessQueue) -> None:
+        """Give a queue away: wait for the message in an orderly listener, persist the offset, unlock."""
+        mq = pq.mq
+        if self._orderly is not None:
+            async with pq.consume_lock:  # the orderly loop leaves once the message in hand is finished
+                pass
+        try:
+            await self.offset_store.persist(mq)
+            if self._orderly is not None and self.clustering:
+                await self._orderly.unlock([mq])
+        except OrbitError as exc:
+            log.info("%s: releasing %s: %s", self.group, mq, exc)
+        self.offset_store.remove(mq)
+
+    # -- pulling ----------------------------------------------------------------------------------------
     async def _pull_loop(self, pq: ProcessQueue) -> None:
         mq = pq.mq
         while not pq.dropped:
-            if len(pq.in_flight) >= self.pull_threshold_for_queue:
-                await asyncio.sleep(0.05)  # flow control (Java: 50 ms)
+            if self._flow_controlled(pq):
+                await asyncio.sleep(FLOW_CONTROL_DELAY_S)
                 continue
-            commit = pq.commit_offset()
-            fields = {"consumerGroup": self.group, "topic": mq.topic, "queueId": mq.queue_id,
-                      "queueOffset": pq.next_offset, "maxMsgNums": self.pull_batch_size,
-                      "sysFlag": 2 | 4 | (1 if commit > 0 else 0), "commitOffset": commit,
-                      "suspendTimeoutMillis": int(self.long_poll_s * 1000),
-                      "subscription": self.subscriptions.get(mq.topic, "*"), "subVersion": self._sub_version}  # fmt: skip
             try:
-                addr = self.instance.broker_addr(mq.broker_name)
-                resp = await self.instance.request(
-                    addr, RequestCode.PULL_MESSAGE, fields, timeout_s=self.long_poll_s + 5, ok=(0, 19, 20, 21)
-                )
+                result = await pull(
+                    self.instance, self.group, mq, pq.next_offset, self.pull_batch_size,
+                    expression=self.subscriptions.get(mq.topic, "*"), sub_version=self.sub_version,
+                    commit_offset=self.offset_store.read(mq) if self.clustering else None,
+                    suspend_s=self.long_poll_s,
+                )  # fmt: skip
             except OrbitError as exc:
                 log.info("%s: pull %s failed: %s", self.group, mq, exc)
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(PULL_ERROR_DELAY_S)
                 continue
-            nxt = int(resp.ext_fields.get("nextBeginOffset", pq.next_offset))
-            if resp.code == 0:
-                self._dispatch(
-                    pq,
-                    [message_ext_from_record(r, mq.broker_name) for r in decode_records(resp.body_bytes())],
-                )
-            elif resp.code == ResponseCode.PULL_OFFSET_MOVED and not pq.in_flight:
-                pq.done_upto = nxt  # Java: persist the corrected offset; the next commit carries it
-            pq.next_offset = nxt
-            if not pq.in_flight and pq.done_upto < nxt and resp.code != 0:
-                pq.done_upto = nxt
+            pq.last_pull_s = time.monotonic()
+            if pq.dropped:
+                return
+            if result.status is PullStatus.FOUND:
+                added = pq.put(result.messages, result.next_begin_offset)
+                if self._orderly is None:
+                    for m in added:
+                        self._spawn_consume(pq, m)
+            else:
+                pq.skip_to(result.next_begin_offset)
+                if not pq.msgs:  # nothing held: the moved/filtered position is committable as it is
+                    self.offset_store.update(mq, pq.commit_offset(), increase_only=False)
 
-    def _dispatch(self, pq: ProcessQueue, msgs: list[MessageExt]) -> None:
-        expr = self.subscriptions.get(pq.mq.topic, "*")
-        wanted = _tags(expr)
-        for m in msgs:
-            pq.done_upto = max(pq.done_upto, m.queue_offset + 1)
-            if wanted and (m.tags not in wanted):
-                continue  # filtered out client-side: counts as consumed
-            pq.in_flight.add(m.queue_offset)
-            task = asyncio.get_running_loop().create_task(self._consume(pq, m))
-            self._consume_tasks.add(task)
-            task.add_done_callback(self._consume_tasks.discard)
+    def _flow_controlled(self, pq: ProcessQueue) -> bool:
+        if pq.cached_count >= self.pull_threshold_for_queue:
+            return True
+        if pq.cached_bytes >= self.pull_threshold_size_for_queue:
+            return True
+        if self._orderly is None and pq.span() > self.consume_concurrently_max_span:
+            return True
+        # orderly: no lock, no pulls (the lock service renews it, or the queue is given away)
+        return self._orderly is not None and self.clustering and not pq.locked
 
-    async def _consume(self, pq: ProcessQueue, msg: MessageExt) -> None:
-        assert self._listener is not None
+    # -- concurrent consumption -------------------------------------------------------------------------
+    def _spawn_consume(self, pq: ProcessQueue, msg: MessageExt, delay_s: float = 0.0) -> None:
+        task = asyncio.get_running_loop().create_task(self._consume(pq, msg, delay_s))
+        self._consume_tasks.add(task)
+        task.add_done_callback(self._consume_tasks.discard)
+
+    async def _consume(self, pq: ProcessQueue, msg: MessageExt, delay_s: float) -> None:
+        assert self._listener is not None and self._sem is not None
+        if delay_s:
+            await asyncio.sleep(delay_s)
+        if pq.dropped:
+            return  # the new owner gets it from the committed offset
         async with self._sem:
-            try:
-                result = self._listener(msg)
-                if inspect.isawaitable(result):
-                    result = await result
-                ok = result is None or bool(result)
-            except Exception:
-                log.exception("%s: listener failed on %s", self.group, msg.msg_id)
-                ok = False
-            if not ok:
-                ok = await self._send_back(msg)
-            if ok:
-                pq.in_flight.discard(msg.queue_offset)
-            else:  # send-back failed: try this message again locally in a while
-                await asyncio.sleep(1.0)
-                msg.reconsume_times += 1
-                task = asyncio.get_running_loop().create_task(self._consume(pq, msg))
-                self._consume_tasks.add(task)
-                task.add_done_callback(self._consume_tasks.discard)
+            ok = await call_listener(self.group, self._listener, msg)
+        if ok:
+            self.consumed += 1
+        elif not self.clustering:
+            log.warning("%s: BROADCASTING, the message %s failed and is dropped", self.group, msg.msg_id)
+            ok = True
+        else:
+            ok = await self.send_back(msg, delay_level=0)
+        if not ok:  # send-back failed: try it again here a little later
+            msg.reconsume_times += 1
+            self._spawn_consume(pq, msg, LOCAL_RETRY_DELAY_S)
+            return
+        offset = pq.remove(msg.queue_offset)
+        if not pq.dropped:
+            self.offset_store.update(pq.mq, offset, increase_only=True)
 
-    async def _send_back(self, msg: MessageExt) -> bool:
-        fields = {"offset": msg.commit_log_offset, "group": self.group, "delayLevel": 0,
+    async def send_back(self, msg: MessageExt, delay_level: int) -> bool:
+        """CONSUMER_SEND_MSG_BACK: 0 lets the broker pick the next retry delay, -1 dead-letters at once."""
+        fields = {"offset": msg.commit_log_offset, "group": self.group, "delayLevel": delay_level,
                   "originMsgId": msg.msg_id, "originTopic": msg.topic, "unitMode": False,
-                  "maxReconsumeTimes": self.max_reconsume_times}  # fmt: skip
+                  "maxReconsumeTimes": min(self.effective_max_reconsume_times(), JAVA_INT_MAX)}  # fmt: skip
         try:
             await self.instance.request(
                 self.instance.broker_addr(msg.broker_name), RequestCode.CONSUMER_SEND_MSG_BACK, fields
             )
-            return True
         except OrbitError as exc:
             log.info("%s: send back of %s failed: %s", self.group, msg.msg_id, exc)
             return False
+        self.sent_back += 1
+        return True
 
     # -- offsets ----------------------------------------------------------------------------------------
-    async def persist_offsets(self) -> None:
-        for pq in list(self.process_queues.values()):
-            with contextlib.suppress(OrbitError):
-                await self._commit(pq)
-
-    async def _commit(self, pq: ProcessQueue) -> None:
-        mq = pq.mq
-        fields = {
-            "consumerGroup": self.group,
-            "topic": mq.topic,
-            "queueId": mq.queue_id,
-            "commitOffset": pq.commit_offset(),
-        }
-        await self.instance.request(
-            self.instance.broker_addr(mq.broker_name), RequestCode.UPDATE_CONSUMER_OFFSET, fields
-        )
-
-
-def _tags(expression: str) -> list[str]:
-    expr = expression.strip()
-    if not expr or expr == "*":
-        return []
-    return [t.strip() for t in expr.split("||") if t.strip()]
+    async def persist_offsets(self, include_dropped: bool = False) -> None:
+        mqs = [mq for mq, pq in self.process_queues.items() if include_dropped or not pq.dropped]
+        with contextlib.suppress(OrbitError):
+            await self.offset_store.persist_all(mqs)

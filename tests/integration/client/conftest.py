@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,38 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
         yield c
     finally:
         await c.stop()
+
+
+async def create_topic(cluster: Cluster, topic: str, queues: int = 8) -> None:
+    """UPDATE_AND_CREATE_TOPIC on the broker, then wait until the NameServer routes it (the broker
+    re-registers at once on a topic change)."""
+    from orbitmq.client.instance import ClientInstance
+    from orbitmq.core.errors import BrokerError
+    from orbitmq.protocol.codes import RequestCode
+
+    assert cluster.broker is not None
+    inst = ClientInstance([cluster.ns])
+    try:
+        await inst.request(
+            cluster.broker.address, RequestCode.UPDATE_AND_CREATE_TOPIC,
+            {"topic": topic, "defaultTopic": "TBW102", "readQueueNums": queues, "writeQueueNums": queues,
+             "perm": 6, "topicFilterType": "SINGLE_TAG", "order": False},
+        )  # fmt: skip
+        async with asyncio.timeout(10):
+            while True:
+                try:
+                    route = await inst.route(topic, refresh=True)
+                    if len(route.subscribe_queues) == queues:
+                        return
+                except BrokerError:
+                    pass
+                await asyncio.sleep(0.05)
+    finally:
+        await inst.close()
+
+
+async def until(pred: Callable[[], bool], timeout_s: float = 15.0) -> None:
+    """Wait for a condition that some background activity makes true (polled every 20 ms)."""
+    async with asyncio.timeout(timeout_s):
+        while not pred():
+            await asyncio.sleep(0.02)
