@@ -18,9 +18,10 @@ SHORT_DELAY_LEVELS = " ".join(["1s"] * 18)
 
 
 class Cluster:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, delay_levels: str = SHORT_DELAY_LEVELS) -> None:
         self.namesrv = NamesrvApp(NamesrvConfig(port=0))
         self.root = root
+        self.delay_levels = delay_levels
         self.broker: BrokerApp | None = None
 
     @property
@@ -30,7 +31,7 @@ class Cluster:
     async def start(self) -> Cluster:
         await self.namesrv.start()
         cfg = BrokerConfig(
-            listen_port=0, namesrv_addr=(self.namesrv.addr,), message_delay_level=SHORT_DELAY_LEVELS
+            listen_port=0, namesrv_addr=(self.namesrv.addr,), message_delay_level=self.delay_levels
         )
         store = StoreConfig(
             store_path_root_dir=str(self.root / "store"),
