@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -67,7 +68,7 @@ async def test_redelivery_waits_longer_each_time_then_dead_letters(growing: Clus
     assert growing.broker is not None
     store = growing.broker.store
     assert [r for r, _ in deliveries] == [0, 1, 2]
-    gaps = [b - a for (_, a), (_, b) in zip(deliveries, deliveries[1:], strict=False)]
+    gaps = [b - a for (_, a), (_, b) in itertools.pairwise(deliveries)]
     assert gaps[0] >= 0.9 and gaps[1] >= 1.9, gaps  # never earlier than its level's delay
     # each retry went through the next delay level's schedule queue: level 3, then 4, never 5
     assert [store.max_offset_in_queue(SCHEDULE_TOPIC, q) for q in (2, 3, 4)] == [1, 1, 0]
