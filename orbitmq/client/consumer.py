@@ -235,6 +235,13 @@ class PushConsumer(ConsumerBase):
                 if self._orderly is None:
                     for m in added:
                         self._spawn_consume(pq, m)
+            elif result.status is PullStatus.OFFSET_ILLEGAL:
+                # the broker moved us (offset reset, or ours fell out of range): what we hold is stale
+                log.warning("%s: %s offset moved to %d", self.group, mq, result.next_begin_offset)
+                pq.clear(result.next_begin_offset)
+                self.offset_store.update(mq, result.next_begin_offset)
+                with contextlib.suppress(OrbitError):
+                    await self.offset_store.persist(mq)
             else:
                 pq.skip_to(result.next_begin_offset)
                 if not pq.msgs:  # nothing held: the moved/filtered position is committable as it is
