@@ -57,9 +57,7 @@ class BrokerConfig:
     )
     rebalance_lock_max_live_time: int = 60_000  # rocketmq.broker.rebalance.lockMaxLiveTime (JVM property)
     broker_permission: int = 6  # brokerPermission: PermName bits (4 READ | 2 WRITE)
-    enable_property_filter: bool = (
-        False  # enablePropertyFilter: SQL92 filtering (not implemented: must be off)
-    )
+    enable_property_filter: bool = False  # enablePropertyFilter: SQL92 subscriptions are served
     trace_on: bool = True  # traceOn: sent to producers as TRACE_ON
     region_id: str = "DefaultRegion"  # regionId: sent to producers as MSG_REGION
     default_message_request_mode: str = "PULL"  # defaultMessageRequestMode: PULL | POP, when none was set
@@ -162,8 +160,6 @@ def _validate(cfg: BrokerConfig) -> list[str]:
             bad(name, "must be positive")
     if not 0 <= cfg.broker_permission <= 15:
         bad("broker_permission", "must be PermName bits (8 PRIORITY | 4 READ | 2 WRITE | 1 INHERIT)")
-    if cfg.enable_property_filter:
-        bad("enable_property_filter", "SQL92 property filtering is not supported by OrbitMQ")
     if cfg.default_message_request_mode not in ("PULL", "POP"):
         bad("default_message_request_mode", "must be PULL or POP")
     try:

@@ -1,4 +1,4 @@
-"""Subscriptions and tag filtering (RocketMQ ``SubscriptionData``, ``FilterAPI``, ``ExpressionMessageFilter``).
+"""Subscriptions and message filtering (RocketMQ ``SubscriptionData``, ``FilterAPI``, ``ExpressionMessageFilter``).
 
 Upstream facts mirrored here:
 
@@ -10,18 +10,25 @@ Upstream facts mirrored here:
   matches only ``"*"``. Upstream's broker never compares tag strings (the Java client re-checks
   ``tagsSet.contains(msg.tags)`` and drops tagless messages); :func:`tag_exact_filter` is that check, so
   the store can also weed out hash collisions.
-- SQL92 needs ``enablePropertyFilter``; with it off (OrbitMQ does not implement SQL92, so always) a pull
-  or CHECK_CLIENT_CONFIG answers SYSTEM_ERROR "The broker does not support consumer to filter message by
-  SQL92" (:func:`unsupported_expression_error`). A malformed expression answers SUBSCRIPTION_PARSE_FAILED
-  (:class:`SubscriptionParseError`).
+- ``SQL92`` subscriptions filter on the message properties (:mod:`orbitmq.broker.sql92`) and only when
+  ``enablePropertyFilter`` is on; with it off a pull or CHECK_CLIENT_CONFIG answers SYSTEM_ERROR "The broker
+  does not support consumer to filter message by SQL92". An expression that does not compile answers
+  SUBSCRIPTION_PARSE_FAILED (:class:`SubscriptionParseError`); any other expression type too.
+
+:class:`MessageFilterFactory` is the one entry point for pull and pop: ``build(subscription)`` gives a
+:class:`MessageFilter` (a consume-queue tag filter and/or a record filter on properties) and caches the
+compiled SQL92 expressions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import collections
+import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
+from orbitmq.broker.sql92 import Sql92Error, Sql92Filter, compile_sql92
 from orbitmq.core.errors import BrokerError, ProtocolError
 from orbitmq.protocol.codes import ResponseCode
 from orbitmq.protocol.record import Prop, java_string_hash
@@ -30,7 +37,11 @@ from orbitmq.store.api import RecordFilter, TagFilter
 __all__ = [
     "EXPRESSION_SQL92",
     "EXPRESSION_TAG",
+    "MATCH_ALL",
+    "SQL92_CACHE_SIZE",
     "SUB_ALL",
+    "MessageFilter",
+    "MessageFilterFactory",
     "SubscriptionData",
     "SubscriptionParseError",
     "build_subscription",
@@ -39,6 +50,8 @@ __all__ = [
     "tag_exact_filter",
     "unsupported_expression_error",
 ]
+
+log = logging.getLogger("orbitmq.broker.filters")
 
 _T = TypeVar("_T")
 
@@ -165,12 +178,14 @@ def build_subscription(
     )
 
 
-def unsupported_expression_error(sub: SubscriptionData) -> BrokerError | None:
-    """None for a tag subscription; else the SYSTEM_ERROR upstream answers with ``enablePropertyFilter`` off.
+def unsupported_expression_error(
+    sub: SubscriptionData, enable_property_filter: bool = False
+) -> BrokerError | None:
+    """None when the broker can filter by ``sub``'s expression type, else upstream's SYSTEM_ERROR.
 
-    OrbitMQ implements no property (SQL92) filter, so every non-tag subscription gets it.
+    Tag subscriptions always work; SQL92 (and any other type) needs ``enablePropertyFilter``.
     """
-    if is_tag_type(sub.expression_type):
+    if is_tag_type(sub.expression_type) or enable_property_filter:
         return None
     return BrokerError(
         ResponseCode.SYSTEM_ERROR,
@@ -210,3 +225,119 @@ def tag_exact_filter(sub: SubscriptionData) -> RecordFilter | None:
         return properties.get(Prop.TAGS) in tags
 
     return matches
+
+
+# -- one filter per subscription -----------------------------------------------------------------------------
+#: Compiled SQL92 expressions kept per factory (upstream's parser keeps 100).
+SQL92_CACHE_SIZE: Final = 256
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFilter:
+    """How one subscription selects messages, in the two steps the store applies.
+
+    ``tag_filter`` runs on the consume-queue tag code (cheap, no CommitLog read); ``record_filter`` on the
+    decoded properties of the records that passed it (exact tags, or the SQL92 predicate). None = pass.
+    """
+
+    tag_filter: TagFilter | None = None
+    record_filter: RecordFilter | None = None
+
+    @property
+    def is_all(self) -> bool:
+        return self.tag_filter is None and self.record_filter is None
+
+    def matches(self, tags_code: int, properties: Mapping[str, str]) -> bool:
+        """Both steps at once, for callers that hold a decoded message (pop re-checks, revive)."""
+        if self.tag_filter is not None and not self.tag_filter(tags_code):
+            return False
+        return self.record_filter is None or self.record_filter(properties)  # type: ignore[arg-type]
+
+
+MATCH_ALL: Final = MessageFilter()
+
+
+class MessageFilterFactory:
+    """Subscriptions → :class:`MessageFilter`; SQL92 expressions are compiled once and cached (LRU).
+
+    One per handler family (pull, pop); ``enable_property_filter`` is the broker's ``enablePropertyFilter``.
+    The counters are for metrics.
+    """
+
+    def __init__(self, enable_property_filter: bool, cache_size: int = SQL92_CACHE_SIZE) -> None:
+        if cache_size < 1:
+            raise ValueError("cache_size must be positive")
+        self.enable_property_filter = enable_property_filter
+        self.cache_size = cache_size
+        self._cache: collections.OrderedDict[str, Sql92Filter | Sql92Error] = collections.OrderedDict()
+        self.sql92_compiled = 0  # compilations (cache misses)
+        self.sql92_cache_hits = 0
+        self.sql92_invalid = 0  # expressions that did not compile
+
+    def build(self, sub: SubscriptionData) -> MessageFilter:
+        """The filter of ``sub``.
+
+        Raises the SYSTEM_ERROR of :func:`unsupported_expression_error` for a non-tag subscription with
+        ``enablePropertyFilter`` off, and :class:`SubscriptionParseError` for an expression that does not
+        compile or a type other than TAG and SQL92.
+        """
+        if is_tag_type(sub.expression_type):
+            return MessageFilter(tag_code_filter(sub), tag_exact_filter(sub))
+        return MessageFilter(record_filter=self.sql92(sub))
+
+    def check(self, sub: SubscriptionData) -> None:
+        """CHECK_CLIENT_CONFIG: raise what :meth:`build` would, with the compiler's message as the remark."""
+        try:
+            self.build(sub)
+        except SubscriptionParseError as exc:
+            raise SubscriptionParseError(exc.remark.removeprefix(_PARSE_FAILED)) from None
+
+    def sql92(self, sub: SubscriptionData) -> Sql92Filter:
+        """The compiled SQL92 expression of ``sub`` (same errors as :meth:`build`)."""
+        error = unsupported_expression_error(sub, self.enable_property_filter)
+        if error is not None:
+            raise error
+        compiled = self._compiled_or_error(sub)
+        if isinstance(compiled, str):
+            raise SubscriptionParseError(f"{_PARSE_FAILED}{compiled}")
+        return compiled
+
+    def compile_error(self, sub: SubscriptionData) -> str | None:
+        """Why a non-tag expression does not compile (whatever ``enablePropertyFilter`` says); None if it
+        does or ``sub`` is a tag subscription."""
+        if is_tag_type(sub.expression_type):
+            return None
+        compiled = self._compiled_or_error(sub)
+        return compiled if isinstance(compiled, str) else None
+
+    def _compiled_or_error(self, sub: SubscriptionData) -> Sql92Filter | str:
+        if sub.expression_type != EXPRESSION_SQL92:
+            return f"unsupported expression type {sub.expression_type}"
+        compiled = self._compiled(sub.sub_string)
+        return str(compiled) if isinstance(compiled, Sql92Error) else compiled
+
+    def _compiled(self, expression: str) -> Sql92Filter | Sql92Error:
+        cached = self._cache.get(expression)
+        if cached is not None:
+            self._cache.move_to_end(expression)
+            self.sql92_cache_hits += 1
+            return cached
+        result: Sql92Filter | Sql92Error
+        try:
+            result = compile_sql92(expression)
+        except Sql92Error as exc:
+            result = exc
+            self.sql92_invalid += 1
+        else:
+            if result.ignored_tail:  # upstream ignores it silently; a typo here usually means "no match"
+                log.warning(
+                    "SQL92 %r: the text %r after the expression is ignored", expression, result.ignored_tail
+                )
+        self.sql92_compiled += 1
+        self._cache[expression] = result
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return result
+
+
+_PARSE_FAILED: Final = "parse the consumer's subscription failed: "

@@ -16,7 +16,7 @@ import logging
 
 import orjson
 
-from orbitmq.broker.filters import SubscriptionData, unsupported_expression_error
+from orbitmq.broker.filters import MessageFilterFactory, SubscriptionData
 from orbitmq.broker.groups import (
     ChannelLike,
     ConsumerManager,
@@ -98,6 +98,7 @@ def _queues(body: dict[str, object]) -> list[MessageQueue]:
 class ClientHandlers:
     def __init__(self, ctx: BrokerContext) -> None:
         self.ctx = ctx
+        self.filters = MessageFilterFactory(ctx.config.enable_property_filter)
 
     def table(self) -> dict[int, RequestHandler]:
         return {
@@ -123,6 +124,7 @@ class ClientHandlers:
                     cd.group_name,
                 )
                 continue
+            self._log_bad_expressions(hb.client_id, cd.group_name, cd.subscriptions)
             orderly = any(self.ctx.topics.is_order_topic(s.topic) for s in cd.subscriptions)
             new_retry_topic |= not self.ctx.topics.contains(retry_topic(cd.group_name))
             self.ctx.topics.create_retry_topic(
@@ -139,6 +141,14 @@ class ClientHandlers:
         if new_retry_topic:
             await self.ctx.register_now(REGISTER_WAIT_S)
         return cmd.response()
+
+    def _log_bad_expressions(self, client_id: str, group: str, subs: tuple[SubscriptionData, ...]) -> None:
+        """Upstream registers a subscription whose SQL92 does not compile and only logs it; its pulls then
+        answer FILTER_DATA_NOT_EXIST (a Java client learns it earlier, from CHECK_CLIENT_CONFIG)."""
+        for sub in subs:
+            error = self.filters.compile_error(sub)
+            if error is not None:
+                log.warning("heartbeat from %s: group %s, topic %s: %s", client_id, group, sub.topic, error)
 
     async def unregister_client(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
         cmd.str_field("clientID")
@@ -177,10 +187,8 @@ class ClientHandlers:
     async def check_client_config(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
         body = _json_body(cmd)
         raw = body.get("subscriptionData")
-        if raw is not None:
-            error = unsupported_expression_error(SubscriptionData.from_json(raw))
-            if error is not None:
-                raise error
+        if raw is not None:  # SYSTEM_ERROR with SQL92 off, SUBSCRIPTION_PARSE_FAILED when it does not compile
+            self.filters.check(SubscriptionData.from_json(raw))
         return cmd.response()
 
 

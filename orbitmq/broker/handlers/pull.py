@@ -29,11 +29,10 @@ import logging
 from dataclasses import dataclass
 
 from orbitmq.broker.filters import (
+    MessageFilter,
+    MessageFilterFactory,
     SubscriptionData,
     build_subscription,
-    tag_code_filter,
-    tag_exact_filter,
-    unsupported_expression_error,
 )
 from orbitmq.broker.groups import MessageModel, SubscriptionGroupConfig
 from orbitmq.broker.handlers.context import BrokerContext, java_fields
@@ -118,6 +117,7 @@ class _Plan:
 class PullHandlers:
     def __init__(self, ctx: BrokerContext) -> None:
         self.ctx = ctx
+        self.filters = MessageFilterFactory(ctx.config.enable_property_filter)
 
     def table(self) -> dict[int, RequestHandler]:
         return {RequestCode.PULL_MESSAGE: self.pull_message, RequestCode.LITE_PULL_MESSAGE: self.pull_message}
@@ -189,10 +189,20 @@ class PullHandlers:
                 f"topicConfig.readQueueNums:[{tc.read_queue_nums}]",
             )
         sub = self._subscription(h, gcfg)
-        error = unsupported_expression_error(sub)
-        if error is not None:
-            raise error
-        return _Plan(h, tc, gcfg, tag_code_filter(sub), tag_exact_filter(sub))
+        flt = self._filter(h, sub)
+        return _Plan(h, tc, gcfg, flt.tag_filter, flt.record_filter)
+
+    def _filter(self, h: PullRequestHeader, sub: SubscriptionData) -> MessageFilter:
+        """The subscription's filter. A heartbeat's expression that does not compile has no filter data
+        upstream (it is only logged at registration): FILTER_DATA_NOT_EXIST, before the SQL92 switch."""
+        if not h.has(FLAG_SUBSCRIPTION):
+            error = self.filters.compile_error(sub)
+            if error is not None:
+                raise BrokerError(
+                    ResponseCode.FILTER_DATA_NOT_EXIST,
+                    f"The broker's consumer filter data is not exist!Your expression may be wrong! ({error})",
+                )
+        return self.filters.build(sub)
 
     def _subscription(self, h: PullRequestHeader, gcfg: SubscriptionGroupConfig) -> SubscriptionData:
         consumers = self.ctx.consumers

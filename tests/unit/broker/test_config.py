@@ -63,7 +63,7 @@ def test_base_is_kept_for_unset_keys() -> None:
         ({"namesrvAddr": "localhost"}, "namesrvAddr"),
         ({"brokerName": "  "}, "brokerName"),
         ({"messageDelayLevel": "5q"}, "messageDelayLevel"),
-        ({"enablePropertyFilter": "true"}, "enablePropertyFilter"),
+        ({"enablePropertyFilter": "on"}, "enablePropertyFilter"),
         ({"brokerPermission": "99"}, "brokerPermission"),
     ],
 )
@@ -75,3 +75,8 @@ def test_bad_keys_and_values_name_the_key(props: dict[str, str], needle: str) ->
 def test_direct_construction_is_validated_too() -> None:
     with pytest.raises(ConfigError, match="channelExpiredTimeout"):
         BrokerConfig(channel_expired_timeout=0)
+
+
+def test_property_filter_can_be_switched_on() -> None:
+    cfg = broker_config_from_properties({"enablePropertyFilter": "true"}, BrokerConfig())
+    assert cfg.enable_property_filter is True
