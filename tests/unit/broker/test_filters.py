@@ -7,7 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from orbitmq.broker.filters import (
+    MATCH_ALL,
     SUB_ALL,
+    MessageFilterFactory,
     SubscriptionData,
     SubscriptionParseError,
     build_subscription,
@@ -173,3 +175,59 @@ def test_parse_json_round_trip(tags: list[str], version: int) -> None:
         assert flt is not None
         for tag in expected:
             assert flt({"TAGS": tag})
+
+
+# -- MessageFilterFactory: the one entry point of pull and pop -------------------------------------------------
+def test_factory_tag_subscriptions() -> None:
+    factory = MessageFilterFactory(enable_property_filter=False)
+    assert factory.build(build_subscription("T", "*")).is_all
+    flt = factory.build(build_subscription("T", "TagA || TagB"))
+    assert flt.matches(tags_code("TagA"), {"TAGS": "TagA"})
+    assert not flt.matches(tags_code("TagC"), {"TAGS": "TagC"})
+    assert not flt.matches(tags_code("TagA"), {"TAGS": "other tag, same hash"})
+    assert MATCH_ALL.matches(0, {})
+
+
+def test_factory_sql92_needs_the_property_filter() -> None:
+    sub = build_subscription("T", "a > 5", "SQL92")
+    with pytest.raises(BrokerError) as info:
+        MessageFilterFactory(enable_property_filter=False).build(sub)
+    assert info.value.code == ResponseCode.SYSTEM_ERROR
+    flt = MessageFilterFactory(enable_property_filter=True).build(sub)
+    assert flt.tag_filter is None  # SQL92 does not look at the tag code
+    assert flt.matches(0, {"a": "6"}) and not flt.matches(0, {"a": "5"}) and not flt.matches(0, {})
+
+
+@pytest.mark.parametrize(
+    ("expr", "expression_type"), [("a >", "SQL92"), ("a > 1", "XPATH"), ("a > 'x'", "SQL92")]
+)
+def test_factory_refuses_what_does_not_compile(expr: str, expression_type: str) -> None:
+    factory = MessageFilterFactory(enable_property_filter=True)
+    sub = build_subscription("T", expr, expression_type)
+    with pytest.raises(SubscriptionParseError) as info:
+        factory.build(sub)
+    assert info.value.code == ResponseCode.SUBSCRIPTION_PARSE_FAILED
+    assert info.value.remark.startswith("parse the consumer's subscription failed: ")
+    with pytest.raises(SubscriptionParseError) as checked:  # CHECK_CLIENT_CONFIG: the compiler's words only
+        factory.check(sub)
+    assert not checked.value.remark.startswith("parse the")
+    assert factory.compile_error(sub) == checked.value.remark
+    # compile_error does not depend on the switch (upstream registers filter data either way)
+    assert MessageFilterFactory(enable_property_filter=False).compile_error(sub) == checked.value.remark
+
+
+def test_factory_compiles_each_expression_once_and_bounds_its_cache() -> None:
+    factory = MessageFilterFactory(enable_property_filter=True, cache_size=2)
+    subs = [build_subscription("T", f"a > {i}", "SQL92") for i in range(3)]
+    first = factory.sql92(subs[0])
+    assert factory.sql92(subs[0]) is first
+    assert (factory.sql92_compiled, factory.sql92_cache_hits) == (1, 1)
+    factory.sql92(subs[1])
+    factory.sql92(subs[2])  # evicts a > 0, the least recently used
+    assert factory.sql92(subs[0]) is not first and factory.sql92_compiled == 4
+    with pytest.raises(SubscriptionParseError):
+        factory.sql92(build_subscription("T", "a >", "SQL92"))
+    with pytest.raises(SubscriptionParseError):
+        factory.sql92(build_subscription("T", "a >", "SQL92"))
+    assert factory.sql92_invalid == 1  # a failure is cached too
+    assert factory.compile_error(build_subscription("T", "TagA")) is None
