@@ -34,6 +34,7 @@ from orbitmq.broker.handlers.clients import (
 from orbitmq.broker.longpoll import PullRequestHoldService
 from orbitmq.broker.offsets import ConsumerOffsetManager, OffsetPersistService
 from orbitmq.broker.persist import PersistService
+from orbitmq.broker.pop import PopService
 from orbitmq.broker.rates import BrokerRates
 from orbitmq.broker.registration import BrokerRegistrationService
 from orbitmq.broker.schedule import DelayOffsetManager, ScheduleMessageService
@@ -122,6 +123,8 @@ class BrokerApp(Service):
         )
         self.housekeeping = ClientHousekeepingService(self.consumers, self.producers, self.locks, self.clock)
         self.schedule: ScheduleMessageService | None = None
+        #: Pop consumption (CK/ACK revive log, revive service); exists once the broker has started.
+        self.pop: PopService | None = None
         self.context: BrokerContext | None = None
         self._store = store
         self._address: str | None = None
@@ -174,18 +177,23 @@ class BrokerApp(Service):
             uniq_ids=UniqueIdGenerator(self.config.broker_ip1), boot_timestamp_ms=self.clock.now_ms(),
             rates=self.rates, reconfigure=self.reconfigure,
         )  # fmt: skip
+        self.pop = PopService(
+            self.config, self.clock, store, self.topics, self.subscription_groups, self.offsets,
+            self.consumers, store.config.store_host,
+        )  # fmt: skip
         store.add_dispatch_listener(self._on_dispatch)
         self.topics.add_listener(self._on_topic_change)
         for svc in (
             self.long_polling,
             self.schedule,
+            self.pop,
             self.offset_persist,
             self.config_persist,
             self.housekeeping,
         ):
             await svc.start()
         self.assignment = build_assignment_handlers(self.context, self.request_modes, self.namesrv_client)
-        handlers = {**handler_table(self.context), **self.assignment.table()}
+        handlers = {**handler_table(self.context, self.pop), **self.assignment.table()}
         for code, handler in handlers.items():
             self.dispatch.register(code, handler, replace=True)
         self.dispatch.set_default(None)
@@ -213,6 +221,7 @@ class BrokerApp(Service):
             self.server.stop,
             self.housekeeping.stop,
             *([self.schedule.stop] if self.schedule is not None else []),
+            *([self.pop.stop] if self.pop is not None else []),  # before offsets: its last commits count
             self.config_persist.stop,  # after the schedule service: its final delay offsets are written
             self.offset_persist.stop,
             *([self._store.stop] if self._store is not None else []),

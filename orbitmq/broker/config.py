@@ -67,6 +67,20 @@ class BrokerConfig:
     #: of each queue picks up (RIP-48); false = also push RESET_CONSUMER_CLIENT_OFFSET to online clients
     #: and keep no pending reset (the 4.x way). Both ways store and persist the new offsets.
     use_server_side_reset_offset: bool = True
+    # -- POP consumption (docs/pop.md) --
+    revive_interval: int = 1000  # reviveInterval (ms): period of the revive scan
+    enable_pop_buffer_merge: bool = False  # enablePopBufferMerge: pair CKs with ACKs in memory
+    pop_ck_stay_buffer_time: int = 10_000  # popCkStayBufferTime (ms): longest a CK stays in the buffer
+    pop_ck_stay_buffer_time_out: int = 3000  # popCkStayBufferTimeOut (ms): CK leaves this long before revive
+    pop_ck_max_buffer_size: int = 200_000  # popCkMaxBufferSize: CKs held by the merge buffer
+    pop_ck_offset_max_queue_size: int = 20_000  # popCkOffsetMaxQueueSize: async CK/ACK writes pending
+    append_ck_async: bool = False  # appendCkAsync: answer a pop before its CK is flushed
+    append_ack_async: bool = False  # appendAckAsync: answer an ack before it is flushed
+    pop_from_retry_probability: int = 20  # popFromRetryProbability (%): pops that look at retry first
+    pop_response_return_actual_retry_topic: bool = False  # popResponseReturnActualRetryTopic
+    init_pop_offset_by_check_msg_in_mem: bool = True  # initPopOffsetByCheckMsgInMem
+    pop_polling_size: int = 1024  # popPollingSize: held pop requests per topic@group@queue
+    max_pop_polling_size: int = 100_000  # maxPopPollingSize: held pop (and notification) requests
 
     def __post_init__(self) -> None:
         errors = _validate(self)
@@ -120,6 +134,19 @@ BROKER_PROPERTY_NAMES: Final[dict[str, str]] = {
     "defaultPopShareQueueNum": "default_pop_share_queue_num",
     "serverLoadBalancerEnable": "server_load_balancer_enable",
     "useServerSideResetOffset": "use_server_side_reset_offset",
+    "reviveInterval": "revive_interval",
+    "enablePopBufferMerge": "enable_pop_buffer_merge",
+    "popCkStayBufferTime": "pop_ck_stay_buffer_time",
+    "popCkStayBufferTimeOut": "pop_ck_stay_buffer_time_out",
+    "popCkMaxBufferSize": "pop_ck_max_buffer_size",
+    "popCkOffsetMaxQueueSize": "pop_ck_offset_max_queue_size",
+    "appendCkAsync": "append_ck_async",
+    "appendAckAsync": "append_ack_async",
+    "popFromRetryProbability": "pop_from_retry_probability",
+    "popResponseReturnActualRetryTopic": "pop_response_return_actual_retry_topic",
+    "initPopOffsetByCheckMsgInMem": "init_pop_offset_by_check_msg_in_mem",
+    "popPollingSize": "pop_polling_size",
+    "maxPopPollingSize": "max_pop_polling_size",
 }
 
 _FIELD_TO_PROPERTY: Final = {v: k for k, v in BROKER_PROPERTY_NAMES.items()}
@@ -135,6 +162,13 @@ _POSITIVE_INTS: Final = (
     "flush_consumer_offset_interval",
     "consumer_offset_update_version_step",
     "rebalance_lock_max_live_time",
+    "revive_interval",
+    "pop_ck_stay_buffer_time",
+    "pop_ck_stay_buffer_time_out",
+    "pop_ck_max_buffer_size",
+    "pop_ck_offset_max_queue_size",
+    "pop_polling_size",
+    "max_pop_polling_size",
 )
 
 
@@ -162,6 +196,8 @@ def _validate(cfg: BrokerConfig) -> list[str]:
         bad("broker_permission", "must be PermName bits (8 PRIORITY | 4 READ | 2 WRITE | 1 INHERIT)")
     if cfg.default_message_request_mode not in ("PULL", "POP"):
         bad("default_message_request_mode", "must be PULL or POP")
+    if not 0 <= cfg.pop_from_retry_probability <= 100:
+        bad("pop_from_retry_probability", "must be a percentage (0..100)")
     try:
         parse_delay_levels(cfg.message_delay_level)
     except ConfigError as exc:

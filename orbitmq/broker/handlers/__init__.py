@@ -9,19 +9,21 @@ from orbitmq.broker.handlers.admin import AdminHandlers
 from orbitmq.broker.handlers.clients import ClientHandlers
 from orbitmq.broker.handlers.context import BrokerContext, ClientChannel, channel_of
 from orbitmq.broker.handlers.offsets import OffsetHandlers
+from orbitmq.broker.handlers.pop import PopHandlers
 from orbitmq.broker.handlers.pull import PullHandlers
 from orbitmq.broker.handlers.query import QueryHandlers
 from orbitmq.broker.handlers.reset import ResetHandlers
 from orbitmq.broker.handlers.runtime import RuntimeHandlers
 from orbitmq.broker.handlers.send import SendHandlers
 from orbitmq.broker.handlers.sendback import SendBackHandlers
+from orbitmq.broker.pop import PopService
 from orbitmq.net.dispatch import RequestHandler
 
 __all__ = ["BrokerContext", "ClientChannel", "channel_of", "handler_table"]
 
 
-def handler_table(ctx: BrokerContext) -> dict[int, RequestHandler]:
-    """Every request code the broker serves → its handler."""
+def handler_table(ctx: BrokerContext, pop: PopService | None = None) -> dict[int, RequestHandler]:
+    """Every request code the broker serves → its handler (the pop family when ``pop`` is given)."""
     table: dict[int, RequestHandler] = {}
     families = (
         SendHandlers(ctx),
@@ -34,8 +36,11 @@ def handler_table(ctx: BrokerContext) -> dict[int, RequestHandler]:
         ResetHandlers(ctx),
         RuntimeHandlers(ctx),
     )
-    for family in families:
-        for code, handler in family.table().items():
+    tables = [family.table() for family in families]
+    if pop is not None:
+        tables.append(PopHandlers(ctx, pop).table())
+    for family_table in tables:
+        for code, handler in family_table.items():
             if code in table:
                 raise ValueError(f"request code {code} has two handlers")
             table[int(code)] = handler
