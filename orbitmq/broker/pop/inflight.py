@@ -76,6 +76,10 @@ class PopOffsets:
         entry.done = True
         self._drain(entry.key)
 
+    def forget(self, key: QueueKey) -> None:
+        """Drop what is in flight on ``key`` without committing (a server-side offset reset took over)."""
+        self._queues.pop(key, None)
+
     def reset(self, key: QueueKey, offset: int) -> None:
         """The stored offset was invalid (queue truncated or recreated): forget what is in flight and
         commit ``offset`` directly, as upstream does for OFFSET_TOO_SMALL / OVERFLOW_BADLY."""

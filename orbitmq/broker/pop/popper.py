@@ -155,6 +155,9 @@ class Popper:
         env = self.env
         q = batch.query
         key: QueueKey = (topic, q.group, queue_id)
+        reset = env.offsets.query_then_erase_reset_offset(q.group, topic, queue_id)
+        if reset is not None:  # a server-side reset (RIP-48) takes effect at this queue's next pop
+            self.pop_offsets.reset(key, reset)
         committed = env.committed_offset(q.group, topic, queue_id, q.init_mode)
         offset = self.pop_offsets.pop_offset(key, committed)
         if batch.room <= 0:

@@ -54,6 +54,7 @@ class PopService(Service):
         self.popper = Popper(env, self.pop_offsets, self.checkpoints)
         self.acker = Acker(env, self.checkpoints)
         self.revive = PopReviveService(env, self.writer, self._learn_retry_topic)
+        offsets.add_reset_listener(self._on_offset_reset)
 
     # -- counters ----------------------------------------------------------------------------------------
     @property
@@ -84,6 +85,11 @@ class PopService(Service):
                 await svc.stop()
             except Exception:
                 log.exception("stopping %s failed", svc.name)
+
+    def _on_offset_reset(self, group: str, topic: str, queue_id: int, offset: int) -> None:
+        """A server-side reset: pops in flight on the queue no longer move its offset (their checkpoints
+        still revive unacked messages); the next pop of the queue starts at the reset offset."""
+        self.pop_offsets.forget((topic, group, queue_id))
 
     def _learn_retry_topic(self, retry_topic: str, group: str, topic: str) -> None:
         self.popper.retry_topics.setdefault(retry_topic, (group, topic))

@@ -247,3 +247,13 @@ async def test_restart_keeps_what_is_in_flight(make_cluster) -> None:  # type: i
     assert (await pop(c, "PS", queue_id=0, invisible_ms=3_600_000)).bodies == [b"m1"]
     await c.restart_broker()
     assert await revive(c, 60) == 0  # not revived twice: the revive marker is in the log
+
+
+async def test_server_side_offset_reset_moves_the_next_pop(fake: Cluster) -> None:
+    c = fake
+    await send_many(c, "PZ", 6)
+    first = await pop(c, "PZ", queue_id=0, max_nums=2, invisible_ms=60_000)
+    assert first.bodies == [b"m0", b"m1"]
+    c.b.offsets.assign_reset_offset("G", "PZ", 0, 4)
+    assert (await pop(c, "PZ", queue_id=0)).bodies == [b"m4", b"m5"]
+    assert c.b.offsets.query_offset("G", "PZ", 0) == 6
