@@ -11,12 +11,10 @@ from __future__ import annotations
 import logging
 
 from orbitmq.broker.filters import (
-    SubscriptionData,
+    MessageFilter,
+    MessageFilterFactory,
     SubscriptionParseError,
     build_subscription,
-    tag_code_filter,
-    tag_exact_filter,
-    unsupported_expression_error,
 )
 from orbitmq.broker.handlers.context import BrokerContext
 from orbitmq.broker.pop import PopService
@@ -54,6 +52,7 @@ class PopHandlers:
     def __init__(self, ctx: BrokerContext, pop: PopService) -> None:
         self.ctx = ctx
         self.pop = pop
+        self.filters = MessageFilterFactory(ctx.config.enable_property_filter)
 
     def table(self) -> dict[int, RequestHandler]:
         return {
@@ -103,11 +102,11 @@ class PopHandlers:
             raise BrokerError(ResponseCode.SYSTEM_ERROR, "orderly pop is not supported by this broker yet")
         tc = self._readable_topic(h.topic, h.queue_id)
         self._consumable_group(h.consumer_group)
-        sub = self._subscription(h.consumer_group, h.topic, h.exp, h.exp_type)
+        flt = self._filter(h.consumer_group, h.topic, h.exp, h.exp_type)
         return PopQuery(
             group=h.consumer_group, topic=h.topic, queue_id=h.queue_id, read_queue_nums=tc.read_queue_nums,
             max_nums=h.max_msg_nums, invisible_time=h.invisible_time, init_mode=h.init_mode, order=h.order,
-            attempt_id=h.attempt_id, tag_filter=tag_code_filter(sub), record_filter=tag_exact_filter(sub),
+            attempt_id=h.attempt_id, tag_filter=flt.tag_filter, record_filter=flt.record_filter,
         )  # fmt: skip
 
     # -- shared validation -------------------------------------------------------------------------------
@@ -140,27 +139,22 @@ class PopHandlers:
         if not gcfg.consume_enable:
             raise BrokerError(ResponseCode.NO_PERMISSION, f"subscription group no permission, {group}")
 
-    def _subscription(
-        self, group: str, topic: str, exp: str | None, exp_type: str | None
-    ) -> SubscriptionData:
-        """The pop's filter; both the topic and its pop retry topic are remembered for the group, since a
-        client behind a proxy may never send a heartbeat here."""
+    def _filter(self, group: str, topic: str, exp: str | None, exp_type: str | None) -> MessageFilter:
+        """The pop's filter (TAG or SQL92, through the filter factory); the topic and its pop retry topic
+        are remembered for the group, since a client behind a proxy may never send a heartbeat here."""
         try:
             sub = build_subscription(topic, exp or "*", exp_type)
+            flt = self.filters.build(sub)
         except SubscriptionParseError:
             raise BrokerError(
                 ResponseCode.SUBSCRIPTION_PARSE_FAILED, "parse the consumer's subscription failed"
             ) from None
-        error = unsupported_expression_error(sub)
-        if error is not None:
-            raise error
         now = self.ctx.now_ms
         consumers = self.ctx.consumers
         consumers.compensate_subscription(group, sub, now)
-        consumers.compensate_subscription(
-            group, build_subscription(pop_retry_topic_v1(topic, group), "*"), now
-        )
-        return sub
+        retry = build_subscription(pop_retry_topic_v1(topic, group), "*", exp_type)
+        consumers.compensate_subscription(group, retry, now)
+        return flt
 
     def _ack_target(
         self, group: str, topic: str, queue_id: int, extra_info: str

@@ -64,14 +64,14 @@ class Popped:
 async def pop(
     c: Cluster, topic: str, group: str = "G", *, queue_id: int = -1, max_nums: int = 32,
     invisible_ms: int = 60_000, poll_ms: int = 0, order: bool = False, attempt_id: str | None = None,
-    exp: str | None = None, init_mode: int = 0, born: int | None = None, client: RemotingClient | None = None,
+    exp: str | None = None, exp_type: str = "TAG", init_mode: int = 0, born: int | None = None, client: RemotingClient | None = None,
     timeout: float = T,
 ) -> Popped:  # fmt: skip
     clock = c.b.clock
     header = PopMessageRequestHeader(
         consumer_group=group, topic=topic, queue_id=queue_id, max_msg_nums=max_nums, invisible_time=invisible_ms,
         poll_time=poll_ms, born_time=clock.now_ms() if born is None else born, init_mode=init_mode, exp=exp,
-        exp_type="TAG" if exp else None, order=order, attempt_id=attempt_id,
+        exp_type=exp_type if exp else None, order=order, attempt_id=attempt_id,
     )  # fmt: skip
     request = RemotingCommand.request(RequestCode.POP_MESSAGE, header.to_fields())
     response = await (client or c.client).invoke(c.b.address, request, timeout)

@@ -257,3 +257,13 @@ async def test_server_side_offset_reset_moves_the_next_pop(fake: Cluster) -> Non
     c.b.offsets.assign_reset_offset("G", "PZ", 0, 4)
     assert (await pop(c, "PZ", queue_id=0)).bodies == [b"m4", b"m5"]
     assert c.b.offsets.query_offset("G", "PZ", 0) == 6
+
+
+async def test_sql92_filter_through_the_filter_factory(make_cluster) -> None:  # type: ignore[no-untyped-def]
+    c: Cluster = await make_cluster(enable_property_filter=True)
+    for i in range(4):
+        assert (await c.send("PSQL", f"m{i}".encode(), props={"a": str(i % 2)})).code == 0
+    popped = await pop(c, "PSQL", queue_id=0, exp="a = 1", exp_type="SQL92")
+    assert popped.bodies == [b"m1", b"m3"]
+    bad = await pop(c, "PSQL", queue_id=0, exp="a = = 1", exp_type="SQL92")
+    assert bad.code == ResponseCode.SUBSCRIPTION_PARSE_FAILED
