@@ -38,6 +38,7 @@ from orbitmq.broker.pop import PopService
 from orbitmq.broker.rates import BrokerRates
 from orbitmq.broker.registration import BrokerRegistrationService
 from orbitmq.broker.schedule import DelayOffsetManager, ScheduleMessageService
+from orbitmq.broker.stats import BrokerStats
 from orbitmq.broker.topics import TopicConfig, TopicConfigManager
 from orbitmq.core.clock import Clock, RealClock
 from orbitmq.core.errors import ConfigError
@@ -99,6 +100,7 @@ class BrokerApp(Service):
         self.locks = RebalanceLockManager(cfg.rebalance_lock_max_live_time)
         self.long_polling = PullRequestHoldService(self.clock)
         self.rates = BrokerRates(self.clock)
+        self.stats = BrokerStats()
         self.dispatch = DispatchTable()
         self.dispatch.set_default(_not_ready("starting"))
         self.server = RemotingServer(
@@ -175,7 +177,7 @@ class BrokerApp(Service):
             long_polling=self.long_polling, address=self._address, store_host=store.config.store_host,
             delay_levels_ms=levels, register_now=self.registration.register_now,
             uniq_ids=UniqueIdGenerator(self.config.broker_ip1), boot_timestamp_ms=self.clock.now_ms(),
-            rates=self.rates, reconfigure=self.reconfigure,
+            rates=self.rates, reconfigure=self.reconfigure, stats=self.stats,
         )  # fmt: skip
         self.pop = PopService(
             self.config, self.clock, store, self.topics, self.subscription_groups, self.offsets,
@@ -199,8 +201,9 @@ class BrokerApp(Service):
         self.dispatch.set_default(None)
         await self.registration.start()
         log.info(
-            "%s serving on %s (store %s)", self.name, self.address, self.store_config.store_path_root_dir
-        )
+            "%s serving on %s (store %s)", self.name, self.address, self.store_config.store_path_root_dir,
+            extra={"event": "broker_started", "broker": self.config.broker_name},
+        )  # fmt: skip
 
     def _load_configs(self) -> None:
         for manager in (self.topics, self.subscription_groups, self.offsets, self.delay_offsets,
@@ -209,7 +212,9 @@ class BrokerApp(Service):
 
     async def on_stop(self) -> None:
         await self._shutdown()
-        log.info("%s stopped", self.name)
+        log.info(
+            "%s stopped", self.name, extra={"event": "broker_stopped", "broker": self.config.broker_name}
+        )
 
     async def _shutdown(self) -> None:
         """Stop everything that runs, in reverse dependency order; re-raise the first failure at the end."""

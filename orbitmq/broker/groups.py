@@ -299,6 +299,8 @@ class ConsumerManager:
         self._groups: dict[str, _ConsumerGroup] = {}
         # Subscriptions seen only in pulls (pull consumers, proxies): group → topic → (sub, last seen ms).
         self._compensated: dict[str, dict[str, tuple[SubscriptionData, int]]] = {}
+        #: Times a group was told to rebalance (NOTIFY_CONSUMER_IDS_CHANGED sent to its members).
+        self.notifications = 0
 
     # -- registration ----------------------------------------------------------------------------------
     def register_consumer(
@@ -344,7 +346,13 @@ class ConsumerManager:
                 )
             info.channels[channel.id] = _ClientChannel(channel, client_id, language, version, now_ms)
             if new_channel:
-                log.info("consumer %s joined group %s from %s", client_id, group, channel.remote_addr)
+                log.info(
+                    "consumer %s joined group %s from %s",
+                    client_id,
+                    group,
+                    channel.remote_addr,
+                    extra={"event": "consumer_joined", "group": group, "client_id": client_id},
+                )
         else:
             current.last_update_ms = now_ms
             current.language, current.version = language, version
@@ -359,7 +367,12 @@ class ConsumerManager:
         info = self._groups.get(group)
         if info is None or info.channels.pop(channel.id, None) is None:
             return False
-        log.info("consumer on %s left group %s", channel.remote_addr, group)
+        log.info(
+            "consumer on %s left group %s",
+            channel.remote_addr,
+            group,
+            extra={"event": "consumer_left", "group": group},
+        )
         self._after_removal(group, info)
         return True
 
@@ -384,7 +397,11 @@ class ConsumerManager:
             for c in gone:
                 del info.channels[c.channel.id]
                 log.warning(
-                    "consumer %s of group %s expired (silent since %d)", c.client_id, group, c.last_update_ms
+                    "consumer %s of group %s expired (silent since %d)",
+                    c.client_id,
+                    group,
+                    c.last_update_ms,
+                    extra={"event": "consumer_expired", "group": group, "client_id": c.client_id},
                 )
                 expired.append(ExpiredClient(group, c.client_id, c.channel))
             if gone:
@@ -413,6 +430,13 @@ class ConsumerManager:
             or not self.broker_config.notify_consumer_ids_changed_enable
         ):
             return
+        self.notifications += 1
+        log.info(
+            "group %s changed: rebalance notified to %d consumers",
+            group,
+            len(info.channels),
+            extra={"event": "rebalance", "group": group},
+        )
         try:
             self.on_change(group, [c.channel for c in info.channels.values()])
         except Exception:
@@ -501,7 +525,13 @@ class ProducerManager:
             current.last_update_ms = now_ms
             return False
         channels[channel.id] = _ClientChannel(channel, client_id, language, version, now_ms)
-        log.info("producer %s joined group %s from %s", client_id, group, channel.remote_addr)
+        log.info(
+            "producer %s joined group %s from %s",
+            client_id,
+            group,
+            channel.remote_addr,
+            extra={"event": "producer_joined", "group": group, "client_id": client_id},
+        )
         return current is None
 
     def unregister_producer(self, group: str, channel: ChannelLike) -> bool:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from orbitmq.core.clock import Clock
 from orbitmq.core.limits import LONG_POLL_REQUESTS_MAX
+from orbitmq.core.metrics import LATENCY_BUCKETS_S, Histogram, Recorder
 from orbitmq.core.service import Service
 from orbitmq.store.api import DispatchRequest, RecordFilter, TagFilter
 
@@ -68,6 +69,8 @@ class HeldPull:
     tag_filter: TagFilter | None
     record_filter: RecordFilter | None
     future: asyncio.Future[str] = field(repr=False)
+    #: clock.monotonic() when a message released it (for the wake-latency histogram).
+    woken_at: float | None = None
 
     def release(self, reason: str) -> bool:
         if self.future.done():
@@ -108,6 +111,11 @@ class PullRequestHoldService(Service):
         self._count = 0
         #: Pulls refused because the table was full (a metrics exporter reads it).
         self.refused = 0
+        #: Pulls parked so far, and how many were released for each :class:`WakeReason`.
+        self.holds = 0
+        self.releases: dict[str, int] = {}
+        #: Seconds from a matching message's arrival until its held pull is resumed (event-loop delay).
+        self.wake_latency: Recorder = Histogram(LATENCY_BUCKETS_S)
 
     @property
     def held_count(self) -> int:
@@ -143,12 +151,18 @@ class PullRequestHoldService(Service):
         earliest = self._deadlines[0][0] if self._deadlines else None
         heapq.heappush(self._deadlines, (held.deadline, next(self._seq), held))
         self._count += 1
+        self.holds += 1
         fut.add_done_callback(lambda _f: self._forget(held))
         if earliest is None or held.deadline < earliest:
             self.wakeup()  # the sweep may be sleeping past this new deadline
         return fut
 
     def _forget(self, held: HeldPull) -> None:
+        # Runs as the future's first callback, one loop step before the pull handler resumes.
+        reason = held.future.result() if not held.future.cancelled() else WakeReason.SHUTDOWN
+        self.releases[reason] = self.releases.get(reason, 0) + 1
+        if held.woken_at is not None:
+            self.wake_latency.observe(self.clock.monotonic() - held.woken_at)
         key = (held.topic, held.queue_id)
         queue = self._by_queue.get(key)
         if queue is None:
@@ -174,6 +188,7 @@ class PullRequestHoldService(Service):
                 )
                 matched = True
             if matched and held.release(WakeReason.MESSAGE):
+                held.woken_at = self.clock.monotonic()
                 released += 1
         return released
 

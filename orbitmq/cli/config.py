@@ -21,6 +21,7 @@ from orbitmq.store.api import FlushDiskType, StoreConfig
 
 __all__ = [
     "NAMESRV_KEYS",
+    "PROCESS_KEYS",
     "STORE_KEYS",
     "apply_keys",
     "parse_properties",
@@ -66,6 +67,13 @@ NAMESRV_KEYS: dict[str, str] = {
 }
 
 
+#: Keys of the process itself rather than of one component (read by ``orbitmq.cli.logs``).
+PROCESS_KEYS: dict[str, str] = {
+    "logLevel": "log_level",  # DEBUG, INFO, WARNING, ERROR (the --log-level flag wins)
+    "logFormat": "log_format",  # logfmt (key=value, the default) or json: one line per event
+}
+
+
 def parse_properties(text: str, source: str = "<config>") -> dict[str, str]:
     """``key=value`` lines; ``#`` and ``!`` start comments; blank lines are skipped."""
     out: dict[str, str] = {}
@@ -99,7 +107,12 @@ def read_properties(path: str | None, sets: Iterable[str]) -> dict[str, str]:
 
 def split_by_component(props: Mapping[str, str], components: Iterable[str]) -> dict[str, dict[str, str]]:
     """Route each key to the component that owns it; a key no listed component owns is an error."""
-    owners = {"store": STORE_KEYS, "broker": BROKER_PROPERTY_NAMES, "namesrv": NAMESRV_KEYS}
+    owners = {
+        "store": STORE_KEYS,
+        "broker": BROKER_PROPERTY_NAMES,
+        "namesrv": NAMESRV_KEYS,
+        "process": PROCESS_KEYS,
+    }
     wanted = list(components)
     out: dict[str, dict[str, str]] = {c: {} for c in wanted}
     for key, value in props.items():

@@ -14,7 +14,8 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from orbitmq.broker.app import BrokerApp
 from orbitmq.broker.config import BrokerConfig
@@ -26,6 +27,7 @@ from orbitmq.cli.config import (
     split_by_component,
     store_config,
 )
+from orbitmq.cli.logs import configure_logging
 from orbitmq.core.errors import ConfigError, OrbitError
 from orbitmq.namesrv.app import NamesrvApp
 from orbitmq.namesrv.config import NamesrvConfig
@@ -44,6 +46,8 @@ class Component:
     start: Callable[[], Awaitable[None]]
     stop: Callable[[], Awaitable[None]]
     address: Callable[[], str | None]
+    #: The running app (NamesrvApp, BrokerApp, ...) once started, for the metrics collector.
+    app: Callable[[], Any] = field(default=lambda: None)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -52,7 +56,19 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="key=value", help="set one key")
     p.add_argument(
-        "--log-level", default=os.environ.get("ORBITMQ_LOG_LEVEL", "INFO"), help="DEBUG, INFO, ..."
+        "--log-level",
+        default=None,
+        help="DEBUG, INFO, WARNING, ... (default: the logLevel key, else $ORBITMQ_LOG_LEVEL, else INFO)",
+    )
+
+
+def _metrics_port(p: argparse.ArgumentParser, default: int | None) -> None:
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=default,
+        help=f"serve Prometheus metrics at http://HOST:PORT/metrics (0: a free port; negative: off; "
+        f"default: {'off' if default is None else default})",
     )
 
 
@@ -66,13 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--namesrv-port", type=int, default=9876)
     sa.add_argument("--broker-port", type=int, default=10911)
     sa.add_argument("--proxy-port", type=int, default=8081)
-    sa.add_argument("--metrics-port", type=int, default=5557)
+    _metrics_port(sa, 5557)
     sa.add_argument("--flush-disk-type", choices=[t.value for t in FlushDiskType], default=None)
     _common(sa)
 
     ns = sub.add_parser("namesrv", help="run a NameServer")
     ns.add_argument("--host", default="127.0.0.1")
     ns.add_argument("--port", type=int, default=9876)
+    _metrics_port(ns, None)
     _common(ns)
 
     br = sub.add_parser("broker", help="run a Broker")
@@ -83,12 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
     br.add_argument("--cluster", default=None, help="brokerClusterName (default DefaultCluster)")
     br.add_argument("--data-dir", default=os.path.join(os.path.expanduser("~"), ".orbitmq", "broker"))
     br.add_argument("--flush-disk-type", choices=[t.value for t in FlushDiskType], default=None)
+    _metrics_port(br, None)
     _common(br)
 
     pr = sub.add_parser("proxy", help="run a gRPC proxy (not available yet)")
     pr.add_argument("--namesrv", required=True)
     pr.add_argument("--host", default="127.0.0.1")
     pr.add_argument("--port", type=int, default=8081)
+    _metrics_port(pr, None)
     _common(pr)
 
     bench = sub.add_parser("bench", help="benchmarks (JSON output)")
@@ -107,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # -- component builders ----------------------------------------------------------------------------------
 def _namesrv_component(app: NamesrvApp) -> Component:
-    return Component("namesrv", app.start, app.stop, lambda: f"{app.config.host}:{app.port}")
+    return Component("namesrv", app.start, app.stop, lambda: f"{app.config.host}:{app.port}", lambda: app)
 
 
 def _broker_component(make: Callable[[], BrokerApp]) -> Component:
@@ -122,7 +141,29 @@ def _broker_component(make: Callable[[], BrokerApp]) -> Component:
         if holder:
             await holder[0].stop()
 
-    return Component("broker", start, stop, lambda: holder[0].address if holder else None)
+    return Component(
+        "broker",
+        start,
+        stop,
+        lambda: holder[0].address if holder else None,
+        lambda: holder[0] if holder else None,
+    )
+
+
+def _metrics_component(host: str, port: int | None, servers: list[Component]) -> list[Component]:
+    """The ``/metrics`` endpoint over ``servers`` (none when the port is unset or negative)."""
+    if port is None or port < 0:
+        return []
+    from orbitmq.cli.metrics import MetricsHttpServer, OrbitCollector, metrics_registry
+
+    collector = OrbitCollector()
+    for comp in servers:
+        if comp.name == "namesrv":
+            collector.add_namesrv(comp.app)
+        elif comp.name == "broker":
+            collector.add_broker(comp.app)
+    http = MetricsHttpServer(metrics_registry(collector), host, port)
+    return [Component("metrics", http.start, http.stop, lambda: http.address, lambda: http)]
 
 
 def _store_and_broker_configs(
@@ -137,7 +178,7 @@ def _store_and_broker_configs(
 
 def standalone_components(args: argparse.Namespace) -> list[Component]:
     props = read_properties(args.config, args.sets)
-    parts = split_by_component(props, ["store", "namesrv", "broker"])
+    parts = split_by_component(props, ["store", "namesrv", "broker", "process"])
     ncfg = namesrv_config(parts["namesrv"], NamesrvConfig(host=args.host, port=args.namesrv_port))
     base = BrokerConfig(broker_ip1=args.host, listen_port=args.broker_port)
     scfg, bcfg = _store_and_broker_configs(parts, args.data_dir, args.flush_disk_type, base)
@@ -148,12 +189,13 @@ def standalone_components(args: argparse.Namespace) -> list[Component]:
     def make_broker() -> BrokerApp:
         return BrokerApp(replace(bcfg, namesrv_addr=(f"{ncfg.host}:{namesrv.port}",)), scfg)
 
-    return [_namesrv_component(namesrv), _broker_component(make_broker)]
+    servers = [_namesrv_component(namesrv), _broker_component(make_broker)]
+    return servers + _metrics_component(args.host, args.metrics_port, servers)
 
 
 def broker_components(args: argparse.Namespace) -> list[Component]:
     props = read_properties(args.config, args.sets)
-    parts = split_by_component(props, ["store", "broker"])
+    parts = split_by_component(props, ["store", "broker", "process"])
     base = BrokerConfig(broker_ip1=args.host, listen_port=args.port)
     scfg, bcfg = _store_and_broker_configs(parts, args.data_dir, args.flush_disk_type, base)
     overrides: dict[str, object] = {"namesrv_addr": tuple(a for a in args.namesrv.split(";") if a)}
@@ -162,14 +204,16 @@ def broker_components(args: argparse.Namespace) -> list[Component]:
     if args.cluster:
         overrides["broker_cluster_name"] = args.cluster
     bcfg = replace(bcfg, **overrides)  # type: ignore[arg-type]
-    return [_broker_component(lambda: BrokerApp(bcfg, scfg))]
+    servers = [_broker_component(lambda: BrokerApp(bcfg, scfg))]
+    return servers + _metrics_component(args.host, args.metrics_port, servers)
 
 
 def namesrv_components(args: argparse.Namespace) -> list[Component]:
     props = read_properties(args.config, args.sets)
-    parts = split_by_component(props, ["namesrv"])
+    parts = split_by_component(props, ["namesrv", "process"])
     cfg = namesrv_config(parts["namesrv"], NamesrvConfig(host=args.host, port=args.port))
-    return [_namesrv_component(NamesrvApp(cfg))]
+    servers = [_namesrv_component(NamesrvApp(cfg))]
+    return servers + _metrics_component(args.host, args.metrics_port, servers)
 
 
 # -- running servers -------------------------------------------------------------------------------------
@@ -184,13 +228,15 @@ async def serve(kind: str, components: Sequence[Component]) -> int:
             await comp.start()
             started.append(comp)
             addr = comp.address()
-            if addr is not None and kind == "standalone":
+            if addr is not None and (kind == "standalone" or comp.name != kind):
                 print(f"orbitmq {comp.name} ready on {addr}", flush=True)
         first = next((c.address() for c in components if c.address() is not None), None)
         print(f"orbitmq {kind} ready on {first}", flush=True)
-        log.info("%s running; SIGTERM or SIGINT stops it", kind)
+        log.info(
+            "%s running; SIGTERM or SIGINT stops it", kind, extra={"event": "started", "component": kind}
+        )
         await stop.wait()
-        log.info("%s stopping", kind)
+        log.info("%s stopping", kind, extra={"event": "stopping", "component": kind})
     finally:
         for comp in reversed(started):
             try:
@@ -212,12 +258,8 @@ def _run(coro: Awaitable[int]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, str(getattr(args, "log_level", "WARNING")).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
     try:
+        configure_logging(args, os.environ)
         if args.command == "admin":
             return run_admin(args)
         if args.command == "standalone":

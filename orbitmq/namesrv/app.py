@@ -95,6 +95,9 @@ class NamesrvApp(Service):
             self.routes, self.clock, self.config.scan_not_active_broker_interval_ms, self._on_expired
         )
         self._services = ServiceGroup([self.server, self.expiry])
+        #: Brokers removed because they stopped registering / whose connection closed (metrics read these).
+        self.brokers_expired = 0
+        self.brokers_disconnected = 0
 
     @property
     def port(self) -> int:
@@ -116,16 +119,20 @@ class NamesrvApp(Service):
         # The broker registered under its own advertised address, not the socket's peer address: the
         # route table remembers which connection each registration came over.
         for gone in self.routes.on_channel_destroy(conn):
+            self.brokers_disconnected += 1
             log.info(
                 "broker unregistered (connection closed): %s id %s at %s in cluster %s",
                 gone.broker_name, gone.broker_id, gone.broker_addr, gone.cluster_name,
+                extra={"event": "broker_disconnected", "broker": gone.broker_name, "addr": gone.broker_addr},
             )  # fmt: skip
 
     def _on_expired(self, gone: UnregisteredBroker) -> None:
+        self.brokers_expired += 1
         log.warning(
             "broker expired (silent for over %d ms): %s id %s at %s in cluster %s",
             self.config.broker_channel_expired_time_ms, gone.broker_name, gone.broker_id, gone.broker_addr,
             gone.cluster_name,
+            extra={"event": "broker_expired", "broker": gone.broker_name, "addr": gone.broker_addr},
         )  # fmt: skip
         if isinstance(gone.channel, Connection) and not gone.channel.closed:
             gone.channel.close()

@@ -152,6 +152,7 @@ class NamesrvHandlers:
             log.info(
                 "broker registered: %s id %d at %s in cluster %s, %d topics (over %r)",
                 reg.broker_name, reg.broker_id, reg.broker_addr, reg.cluster_name, len(reg.topic_configs), conn,
+                extra={"event": "broker_registered", "broker": reg.broker_name, "addr": reg.broker_addr},
             )  # fmt: skip
         ext: dict[str, str] = {}
         if result.ha_server_addr is not None:
@@ -195,7 +196,8 @@ class NamesrvHandlers:
         cluster, addr = cmd.str_field("clusterName"), cmd.str_field("brokerAddr")
         name, broker_id = cmd.str_field("brokerName"), cmd.int_field("brokerId")
         if self.routes.unregister_broker(cluster, addr, name):
-            log.info("broker unregistered: %s id %d at %s in cluster %s", name, broker_id, addr, cluster)
+            log.info("broker unregistered: %s id %d at %s in cluster %s", name, broker_id, addr, cluster,
+                     extra={"event": "broker_unregistered", "broker": name, "addr": addr})  # fmt: skip
         return cmd.response()
 
     async def query_data_version(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:

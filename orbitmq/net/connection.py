@@ -15,12 +15,12 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
 from orbitmq.core.errors import ClientError, ProtocolError
 from orbitmq.net.dispatch import DispatchTable, handle_request
-from orbitmq.protocol.codes import ResponseCode
+from orbitmq.protocol.codes import RequestCode, ResponseCode
 from orbitmq.protocol.command import FLAG_ONEWAY, FLAG_RESPONSE, RemotingCommand
 from orbitmq.protocol.frame import FrameDecoder, encode_command
 from orbitmq.protocol.record import normalize_ipv4
@@ -32,6 +32,9 @@ log = logging.getLogger("orbitmq.net")
 CloseCallback = Callable[["Connection"], None]
 
 _OPAQUE_MASK = 0x7FFFFFFF
+#: Request codes counted one by one; any other code a peer sends is counted as -1, so a peer cannot grow
+#: the per-code table without bound.
+_KNOWN_CODES = frozenset(int(c) for c in RequestCode)
 
 
 #: Output held back for one loop iteration at most this large; beyond it, frames are written at once.
@@ -49,6 +52,8 @@ class NetCounters:
     requests_received: int = 0
     handler_errors: int = 0
     responses_dropped: int = 0
+    #: Requests received per request code (rebalance traffic, pulls vs sends, ...); -1: unknown codes.
+    requests_by_code: dict[int, int] = field(default_factory=dict)
 
 
 class Connection(asyncio.Protocol):
@@ -265,7 +270,8 @@ class Connection(asyncio.Protocol):
             except ProtocolError as exc:
                 self._counters.bad_frames += 1
                 host, port = self.remote_addr
-                log.warning("closing remoting connection from %s:%d: %s", host, port, exc)
+                log.warning("closing remoting connection from %s:%d: %s", host, port, exc,
+                            extra={"event": "bad_frame", "peer": f"{host}:{port}"})  # fmt: skip
                 self.abort()
                 return
             if cmd is None:
@@ -304,7 +310,11 @@ class Connection(asyncio.Protocol):
         fut.set_result(response)
 
     def _start_request(self, cmd: RemotingCommand) -> None:
-        self._counters.requests_received += 1
+        counters = self._counters
+        counters.requests_received += 1
+        by_code = counters.requests_by_code
+        code = cmd.code if cmd.code in _KNOWN_CODES else -1
+        by_code[code] = by_code.get(code, 0) + 1
         self._inflight += 1
         task = self._loop.create_task(self._serve(cmd))
         self._tasks.add(task)

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from orbitmq.core.metrics import BATCH_SIZE_BUCKETS, Histogram, Recorder
 from orbitmq.core.service import Service
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ class GroupCommitService(Service):
         self._waiters: list[tuple[int, asyncio.Future[bool]]] = []
         self.flushes = 0
         self.flushed_requests = 0
+        #: Appends completed by each flush that completed any: how well group commit groups.
+        self.batch_sizes: Recorder = Histogram(BATCH_SIZE_BUCKETS)
 
     def request(self, end: int) -> asyncio.Future[bool]:
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -59,9 +62,12 @@ class GroupCommitService(Service):
             if end <= flushed or not ok:
                 if not fut.done():
                     fut.set_result(ok)
-                self.flushed_requests += 1
             else:
                 keep.append((end, fut))
+        completed = len(self._waiters) - len(keep)
+        if completed:
+            self.flushed_requests += completed
+            self.batch_sizes.observe(completed)
         self._waiters = keep
 
     def on_failed(self, exc: BaseException) -> None:

@@ -75,7 +75,12 @@ def on_connection_closed(
     producers.channel_closed(ch)
     long_polling.drop_connection(conn.id)
     if groups:
-        log.info("%r closed: left consumer groups %s", ch, ", ".join(groups))
+        log.info(
+            "%r closed: left consumer groups %s",
+            ch,
+            ", ".join(groups),
+            extra={"event": "consumer_left", "group": ",".join(groups)},
+        )
 
 
 def _json_body(cmd: RemotingCommand) -> dict[str, object]:

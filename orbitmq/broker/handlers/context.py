@@ -21,6 +21,7 @@ from orbitmq.broker.longpoll import PullRequestHoldService
 from orbitmq.broker.offsets import ConsumerOffsetManager
 from orbitmq.broker.rates import BrokerRates
 from orbitmq.broker.schedule import DelayOffsetManager
+from orbitmq.broker.stats import BrokerStats
 from orbitmq.broker.topics import TopicConfigManager
 from orbitmq.core.clock import Clock
 from orbitmq.core.errors import ClientError
@@ -118,6 +119,8 @@ class BrokerContext:
     rates: BrokerRates | None = None
     #: Put a new config in effect everywhere (UPDATE_BROKER_CONFIG); None = run-time changes refused.
     reconfigure: Callable[[BrokerConfig], None] | None = field(repr=False, default=None)
+    #: Traffic counters the metrics exporter reads.
+    stats: BrokerStats = field(default_factory=BrokerStats, repr=False)
 
     @property
     def now_ms(self) -> int:

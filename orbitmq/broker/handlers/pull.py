@@ -282,6 +282,9 @@ class PullHandlers:
         body = list(result.buffers) if code == ResponseCode.SUCCESS else b""
         if body and self.ctx.rates is not None:
             self.ctx.rates.get.add(result.message_count)
+        if body:
+            h = plan.header
+            self.ctx.stats.record_out(h.topic, h.consumer_group, len(body), result.total_size)
         return cmd.response(code, result.status.value, ext_fields=ext, body=body)
 
     def _position(self, h: PullRequestHeader) -> dict[str, str]:

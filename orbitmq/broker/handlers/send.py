@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from orbitmq.broker.delay_levels import effective_max_reconsume_times
 from orbitmq.broker.handlers.context import BrokerContext, java_fields
 from orbitmq.broker.schedule import apply_delay_level, delay_level_of
+from orbitmq.broker.stats import message_type
 from orbitmq.broker.topics import (
     RETRY_GROUP_TOPIC_PREFIX,
     Perm,
@@ -256,6 +257,7 @@ class SendHandlers:
         error = put_status_response(cmd, result, self.ctx.store.config.max_message_size, ext)
         if error is not None:
             return error
+        self.ctx.stats.record_in(msg.topic, message_type(props), 1, len(body))
         code = ResponseCode.SUCCESS if result.ok else ResponseCode.FLUSH_DISK_TIMEOUT
         fields = java_fields(
             msgId=result.msg_id,
@@ -342,6 +344,7 @@ class SendHandlers:
         error = put_status_response(cmd, result, self.ctx.store.config.max_message_size, ext)
         if error is not None:
             return error
+        self.ctx.stats.record_in(header.topic, "normal", len(msgs), sum(len(m.body) for m in msgs))
         code = ResponseCode.SUCCESS if result.ok else ResponseCode.FLUSH_DISK_TIMEOUT
         fields = java_fields(
             msgId=",".join(self._batch_msg_ids(msgs, result)),

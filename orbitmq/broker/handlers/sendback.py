@@ -98,4 +98,6 @@ class SendBackHandlers:
         result = await ctx.store.put_message(msg)
         if not result.ok:
             return cmd.response(ResponseCode.SYSTEM_ERROR, result.status.value)
+        if msg.topic == dlq_topic(group):
+            ctx.stats.record_dlq(group)
         return cmd.response()

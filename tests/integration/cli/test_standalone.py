@@ -32,7 +32,19 @@ def start(args: list[str]) -> tuple[subprocess.Popen[str], list[str]]:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_standalone_prints_ready_and_stops_cleanly(tmp_path, sig) -> None:
     data = tmp_path / "data"
-    proc, lines = start(["standalone", "--data-dir", str(data), "--namesrv-port", "0", "--broker-port", "0"])
+    proc, lines = start(
+        [
+            "standalone",
+            "--data-dir",
+            str(data),
+            "--namesrv-port",
+            "0",
+            "--broker-port",
+            "0",
+            "--metrics-port",
+            "0",
+        ]
+    )
     ready = lines[-1]
     host, port = ready.rsplit(" ", 1)[1].rsplit(":", 1)
     assert host == "127.0.0.1" and int(port) > 0
