@@ -29,6 +29,7 @@ from prometheus_client.registry import Collector
 from orbitmq.broker.app import BrokerApp
 from orbitmq.broker.groups import ConsumeType
 from orbitmq.broker.offsets import TOPIC_GROUP_SEPARATOR
+from orbitmq.broker.pop import PopService
 from orbitmq.broker.topics import RETRY_GROUP_TOPIC_PREFIX, is_system_topic
 from orbitmq.core.errors import ConfigError
 from orbitmq.core.metrics import Histogram
@@ -188,6 +189,8 @@ def _broker(fams: _Families, app: BrokerApp) -> None:
     _lag(fams, node, app)
     _store(fams, node, app)
     _long_polling(fams, node, app)
+    if app.pop is not None:
+        _pop(fams, node, app.pop)
     by_code = app.server.counters.requests_by_code
     for code, kind in REBALANCE_REQUESTS.items():
         fams.counter("orbitmq_rebalance_requests_total", "Requests consumers send to rebalance, by kind",
@@ -253,8 +256,9 @@ def _lag(fams: _Families, node: list[str], app: BrokerApp) -> None:
         lag = inflight = ready = latency = 0
         for qid, committed in queues.items():
             max_offset = store.max_offset_in_queue(topic, qid)
-            pulled = offsets.query_pull_offset(group, topic, qid)
-            pulled = committed if pulled is None else max(pulled, committed)
+            pulled = max(committed, offsets.query_pull_offset(group, topic, qid) or 0)
+            if app.pop is not None:  # popped, not yet committed (the commit waits for checkpoints)
+                pulled = max(pulled, app.pop.pop_offsets.pop_offset((topic, group, qid), committed))
             lag += max(0, max_offset - committed)
             inflight += max(0, pulled - committed)
             ready += max(0, max_offset - pulled)
@@ -319,6 +323,44 @@ def _long_polling(fams: _Families, node: list[str], app: BrokerApp) -> None:
                      (*_BROKER, "reason"), [*node, reason], n)  # fmt: skip
     fams.histogram("orbitmq_longpoll_wake_latency_seconds", "From a matching message's arrival to its held "
                    "pull resuming", _BROKER, node, lp.wake_latency)  # fmt: skip
+
+
+def _pop(fams: _Families, node: list[str], pop: PopService) -> None:
+    s, writer = pop.stats, pop.writer
+    for name, doc, value in (
+        ("requests", "POP_MESSAGE requests", s.pop_requests),
+        ("messages", "Messages popped", s.popped_messages),
+        ("orderly_requests", "Orderly (FIFO) pop requests", s.orderly_pops),
+        ("acked_messages", "Offsets acked (ACK_MESSAGE and BATCH_ACK_MESSAGE)", s.acks),
+        ("change_invisible_time", "CHANGE_INVISIBLETIME requests served", s.change_invisible),
+        ("dead_lettered", "Popped messages moved to %DLQ%<group> after retryMaxTimes", s.dead_lettered),
+        ("revive_rounds", "Revive scans of the revive log", s.revive_rounds),
+        ("acks_merged", "Acks absorbed by the merge buffer (no revive-log write)", s.acks_merged),
+        ("checkpoints_merged", "Checkpoints fully acked in the merge buffer (never written)",
+         s.checkpoints_merged),
+        ("revive_log_write_retries", "Revive-log writes retried after a failed attempt", writer.retries),
+        ("revive_log_write_failures", "Revive-log writes given up (refused, or broker stopping)",
+         writer.failed),
+        ("async_write_fallbacks", "Asynchronous CK/ACK writes that waited: popCkOffsetMaxQueueSize pending",
+         writer.fallbacks),
+    ):  # fmt: skip
+        fams.counter(f"orbitmq_pop_{name}_total", doc, _BROKER, node, value)
+    for kind, n in (("single", s.ack_requests), ("batch", s.batch_ack_requests)):
+        fams.counter("orbitmq_pop_ack_requests_total", "ACK_MESSAGE / BATCH_ACK_MESSAGE requests",
+                     (*_BROKER, "kind"), [*node, kind], n)  # fmt: skip
+    fams.gauge("orbitmq_pop_pending_writes", "CK/ACK revive-log writes submitted and not yet stored",
+               _BROKER, node, writer.pending)  # fmt: skip
+    labels = (*_BROKER, "revive_message_type")
+    for kind, n in (("CK", s.checkpoints_written), ("ACK", s.acks_written)):
+        fams.counter("rocketmq_pop_revive_in_message_total", "Records put into the revive log", labels,
+                     [*node, kind], n)  # fmt: skip
+    states = list(pop.revive.states.values())
+    for kind, n in (("CK", sum(st.checkpoints_seen for st in states)),
+                    ("ACK", sum(st.acks_seen for st in states))):  # fmt: skip
+        fams.counter("rocketmq_pop_revive_out_message_total", "Records read back from the revive log", labels,
+                     [*node, kind], n)  # fmt: skip
+    fams.counter("rocketmq_pop_revive_retry_messages_total", "Messages put into the pop retry topic by "
+                 "revive", _BROKER, node, s.revived_messages)  # fmt: skip
 
 
 # -- HTTP ----------------------------------------------------------------------------------------------

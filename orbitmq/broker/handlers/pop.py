@@ -77,6 +77,9 @@ class PopHandlers:
         outcome = await self.pop.popper.pop(query)
         fields = outcome.header.to_fields()
         if outcome.found:
+            # Retry-topic messages count under the topic asked for, as the consumer sees them.
+            nbytes = sum(len(b) for b in outcome.buffers)
+            self.ctx.stats.record_out(query.topic, query.group, len(outcome.buffers), nbytes)
             return cmd.response(ResponseCode.SUCCESS, "FOUND", ext_fields=fields, body=outcome.buffers)
         return cmd.response(ResponseCode.POLLING_TIMEOUT, "NO_MESSAGE_IN_QUEUE", ext_fields=fields)
 
