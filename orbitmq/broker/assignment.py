@@ -18,6 +18,7 @@ call them. Upstream facts mirrored (apache/rocketmq ``QueryAssignmentProcessor``
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -210,6 +211,13 @@ class MessageRequestModeManager(JsonConfigManager):
     def __init__(self, store_root: str, clock: Clock, file_ops: FileOps | None = None) -> None:
         super().__init__(os.path.join(store_root, "config", "messageRequestMode.json"), clock, file_ops)
         self._table: dict[str, dict[str, RequestModeSetting]] = {}
+        self._persisting = asyncio.Lock()
+
+    async def persist_async(self) -> None:
+        """One write at a time: SET_MESSAGE_REQUEST_MODE persists before answering while the periodic
+        persist service may be writing the same file."""
+        async with self._persisting:
+            await super().persist_async()
 
     def set_mode(self, setting: RequestModeSetting) -> RequestModeSetting | None:
         """Store ``setting``; the setting it replaced (None if there was none). Retry topics are the
