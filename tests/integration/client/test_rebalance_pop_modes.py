@@ -196,7 +196,9 @@ async def test_failed_hanging_and_empty_answers_never_change_a_mode(
                 rebalance._dirty.add("FaultPop")  # as a push or a member change would: ask again
                 rebalance._last_reconcile = None  # and reconcile every round
                 await rebalance.rebalance()
-                assert rebalance.cache.snapshot() == modes[host.client_id], f"round {round_no} {rebalance.cache.history}"
+                assert rebalance.cache.snapshot() == modes[host.client_id], (
+                    f"round {round_no} {rebalance.cache.history}"
+                )
                 assert pop.assigned == popped[host.client_id]
         failures = sum(r.counters.assignment_failures + r.counters.mode_read_failures for _, _, r in group)
         assert failures >= 12
