@@ -223,6 +223,7 @@ class BrokerApp(Service):
         steps = [
             self.registration.stop,  # UNREGISTER_BROKER first: clients stop being sent here
             self.long_polling.stop,  # answer held pulls now instead of after their 15 s
+            *([self.pop.stop_polling] if self.pop is not None else []),  # and held pops
             self.server.stop,
             self.housekeeping.stop,
             *([self.schedule.stop] if self.schedule is not None else []),
@@ -258,6 +259,8 @@ class BrokerApp(Service):
     def _on_dispatch(self, req: DispatchRequest) -> None:
         self.rates.put.add()
         self.long_polling.notify_message_arriving(req)
+        if self.pop is not None:
+            self.pop.on_message_arriving(req)
         if self.schedule is not None:
             self.schedule.on_message_arriving(req.topic)
 
@@ -274,6 +277,8 @@ class BrokerApp(Service):
 
     def _on_disconnect(self, conn: Connection) -> None:
         on_connection_closed(conn, self.consumers, self.producers, self.long_polling)
+        if self.pop is not None:
+            self.pop.drop_connection(conn.id)
 
 
 def _require_ipv4(ip: str) -> None:

@@ -1,5 +1,11 @@
 """The pop family (pop-and-storage §1, remoting-protocol §2.8): POP_MESSAGE (200050), ACK_MESSAGE (200051),
-BATCH_ACK_MESSAGE (200151), CHANGE_MESSAGE_INVISIBLETIME (200053) and PEEK_MESSAGE (200052).
+BATCH_ACK_MESSAGE (200151), CHANGE_MESSAGE_INVISIBLETIME (200053), PEEK_MESSAGE (200052), NOTIFICATION
+(200054) and POLLING_INFO (200055).
+
+A pop or notification with a ``pollTime`` that finds nothing is held (``orbitmq.broker.pop.polling``) until
+``bornTime + pollTime`` (at most ``POP_POLL_MS_MAX``): woken by an arrival it covers it looks again, and
+holds again if another consumer was faster. A pop that times out answers POLLING_TIMEOUT, one that finds
+the table full POLLING_FULL; a notification answers SUCCESS with ``hasMsg`` (and ``pollingFull``).
 
 These handlers parse and validate in upstream's order with upstream's codes and remarks, then call the
 :class:`~orbitmq.broker.pop.PopService`. Every pop answer carries the four required response fields
@@ -17,8 +23,10 @@ from orbitmq.broker.filters import (
     build_subscription,
 )
 from orbitmq.broker.handlers.context import BrokerContext
+from orbitmq.broker.longpoll import WakeReason
 from orbitmq.broker.pop import PopService
-from orbitmq.broker.pop.popper import PopQuery
+from orbitmq.broker.pop.polling import POP_POLL_MS_MAX
+from orbitmq.broker.pop.popper import PopOutcome, PopQuery
 from orbitmq.broker.pop.records import AckMsg
 from orbitmq.broker.topics import Perm, TopicConfig
 from orbitmq.core.errors import BrokerError, ProtocolError
@@ -33,7 +41,11 @@ from orbitmq.protocol.pop import (
     ChangeInvisibleTimeRequestHeader,
     ChangeInvisibleTimeResponseHeader,
     ExtraInfo,
+    NotificationRequestHeader,
+    NotificationResponseHeader,
     PeekMessageRequestHeader,
+    PollingInfoRequestHeader,
+    PollingInfoResponseHeader,
     PopMessageRequestHeader,
     PopMessageResponseHeader,
     pop_retry_topic_v1,
@@ -46,6 +58,8 @@ log = logging.getLogger("orbitmq.broker.pop")
 
 #: ``isTimeoutTooMuch``: a pop that arrives this much after its born time plus poll time is stale.
 POP_TIMEOUT_SLACK_MS = 500
+#: A request this close to its deadline is answered instead of held (upstream: 50 ms).
+POLL_TIMEOUT_MARGIN_MS = 50
 
 
 class PopHandlers:
@@ -61,6 +75,8 @@ class PopHandlers:
             RequestCode.BATCH_ACK_MESSAGE: self.batch_ack_message,
             RequestCode.CHANGE_MESSAGE_INVISIBLETIME: self.change_invisible_time,
             RequestCode.PEEK_MESSAGE: self.peek_message,
+            RequestCode.NOTIFICATION: self.notification,
+            RequestCode.POLLING_INFO: self.polling_info,
         }
 
     # -- POP_MESSAGE -------------------------------------------------------------------------------------
@@ -75,13 +91,41 @@ class PopHandlers:
         except BrokerError as exc:
             return cmd.response(exc.code, exc.remark or None, ext_fields=empty)
         outcome = await self.pop.popper.pop(query)
+        code: int = ResponseCode.SUCCESS
+        if not outcome.found:
+            code = ResponseCode.POLLING_TIMEOUT
+            if h.poll_time > 0:
+                outcome, code = await self._hold(query, (h.born_time or now) + h.poll_time, conn, outcome)
         fields = outcome.header.to_fields()
         if outcome.found:
             # Retry-topic messages count under the topic asked for, as the consumer sees them.
             nbytes = sum(len(b) for b in outcome.buffers)
             self.ctx.stats.record_out(query.topic, query.group, len(outcome.buffers), nbytes)
+            if outcome.header.rest_num > 0:  # backlog left: let a parallel poller drain it too
+                self.pop.pop_polling.wake_one((query.topic, query.group, query.queue_id))
             return cmd.response(ResponseCode.SUCCESS, "FOUND", ext_fields=fields, body=outcome.buffers)
-        return cmd.response(ResponseCode.POLLING_TIMEOUT, "NO_MESSAGE_IN_QUEUE", ext_fields=fields)
+        return cmd.response(code, "NO_MESSAGE_IN_QUEUE", ext_fields=fields)
+
+    async def _hold(
+        self, query: PopQuery, deadline_ms: int, conn: Connection, outcome: PopOutcome
+    ) -> tuple[PopOutcome, int]:
+        """Long polling: park until an arrival, pop again; (outcome, code when nothing was found)."""
+        polling = self.pop.pop_polling
+        key = (query.topic, query.group, query.queue_id)
+        deadline_ms = min(deadline_ms, self.ctx.now_ms + POP_POLL_MS_MAX)
+        while not outcome.found:
+            remaining = deadline_ms - self.ctx.now_ms
+            if remaining <= POLL_TIMEOUT_MARGIN_MS:
+                return outcome, ResponseCode.POLLING_TIMEOUT
+            held = polling.park(key, remaining, conn.id, query.tag_filter, query.record_filter)
+            if held is None:
+                return outcome, ResponseCode.POLLING_FULL
+            if outcome.header.rest_num > 0:  # unread backlog past the filter window: look again now (#8472)
+                polling.wake_one(key)
+            if await held != WakeReason.MESSAGE:
+                return outcome, ResponseCode.POLLING_TIMEOUT
+            outcome = await self.pop.popper.pop(query)
+        return outcome, ResponseCode.SUCCESS
 
     def _validate_pop(self, h: PopMessageRequestHeader, now: int) -> PopQuery:
         ip = self.ctx.config.broker_ip1
@@ -269,3 +313,56 @@ class PopHandlers:
         if outcome.found:
             return cmd.response(ResponseCode.SUCCESS, "FOUND", ext_fields=fields, body=outcome.buffers)
         return cmd.response(ResponseCode.PULL_NOT_FOUND, "NO_MESSAGE_IN_QUEUE", ext_fields=fields)
+
+    # -- NOTIFICATION / POLLING_INFO ---------------------------------------------------------------------
+    def _notification_target(self, topic: str, queue_id: int, group: str) -> TopicConfig:
+        """NOTIFICATION / POLLING_INFO validation: like a pop's, but a bad queue id is SYSTEM_ERROR."""
+        self._check_broker_readable("peeking")
+        tc = self.ctx.topics.select_topic_config(topic)
+        if tc is None:
+            raise BrokerError(ResponseCode.TOPIC_NOT_EXIST, f"topic[{topic}] not exist, apply first please!")
+        if not tc.perm & Perm.READ:
+            raise BrokerError(ResponseCode.NO_PERMISSION, f"the topic[{topic}] peeking message is forbidden")
+        if queue_id >= tc.read_queue_nums:
+            raise BrokerError(
+                ResponseCode.SYSTEM_ERROR,
+                f"queueId[{queue_id}] is illegal, topic:[{topic}] topicConfig.readQueueNums:[{tc.read_queue_nums}]",
+            )
+        self._consumable_group(group)
+        return tc
+
+    async def notification(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        """Does the group have something to pop here? Held like a pop when not (the proxy's pop-with-notify
+        sends one to every broker and pops where the answer is yes)."""
+        h = NotificationRequestHeader.from_command(cmd)
+        tc = self._notification_target(h.topic, h.queue_id, h.consumer_group)
+        popper = self.pop.popper
+        now = self.ctx.now_ms
+
+        def has_msg() -> bool:
+            return popper.has_message(h.consumer_group, h.topic, h.queue_id, tc.read_queue_nums)
+
+        has, full = has_msg(), False
+        if not has and h.poll_time > 0:
+            polling = self.pop.notification_polling
+            key = (h.topic, h.consumer_group, h.queue_id)
+            deadline_ms = min((h.born_time or now) + h.poll_time, now + POP_POLL_MS_MAX)
+            while not has:
+                remaining = deadline_ms - self.ctx.now_ms
+                if remaining <= 0:
+                    break
+                held = polling.park(key, remaining, conn.id)
+                if held is None:
+                    full = True
+                    break
+                if await held != WakeReason.MESSAGE:
+                    break
+                has = has_msg()
+        return cmd.response(ext_fields=NotificationResponseHeader(has, full).to_fields())
+
+    async def polling_info(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        """How many pops of the group are held on the key (``topic@group@queueId``)."""
+        h = PollingInfoRequestHeader.from_command(cmd)
+        self._notification_target(h.topic, h.queue_id, h.consumer_group)
+        num = self.pop.pop_polling.polling_num((h.topic, h.consumer_group, h.queue_id))
+        return cmd.response(ext_fields=PollingInfoResponseHeader(num).to_fields())

@@ -223,6 +223,35 @@ class Popper:
             prepared_transaction_offset=rec.prepared_transaction_offset,
         )  # fmt: skip
 
+    # -- NOTIFICATION ------------------------------------------------------------------------------------
+    def has_message(self, group: str, topic: str, queue_id: int, read_queue_nums: int) -> bool:
+        """Upstream ``NotificationProcessor``: does a queue the request covers (or the group's pop retry
+        topic, first in one request out of five) hold messages past where the group's next pop starts?"""
+        env = self.env
+        rand = self._random.randrange(100)
+        need_retry = rand % 5 == 0
+        retry = self.retry_topic_of(topic, group)
+
+        def in_queue(name: str, qid: int) -> bool:
+            committed = env.offsets.query_offset(group, name, qid)
+            if committed is None:
+                committed = env.store.min_offset_in_queue(name, qid)
+            offset = self.pop_offsets.pop_offset((name, group, qid), committed)
+            return env.store.max_offset_in_queue(name, qid) > offset
+
+        def in_retry() -> bool:
+            tc = env.topics.select_topic_config(retry)
+            n = tc.read_queue_nums if tc else 0
+            return any(in_queue(retry, (rand + i) % n) for i in range(n))
+
+        if need_retry and in_retry():
+            return True
+        if queue_id < 0:
+            found = any(in_queue(topic, (rand + i) % read_queue_nums) for i in range(read_queue_nums))
+        else:
+            found = in_queue(topic, queue_id)
+        return found or (not need_retry and in_retry())
+
     # -- PEEK_MESSAGE ------------------------------------------------------------------------------------
     def peek(self, q: PopQuery) -> PopOutcome:
         """Messages a pop would read next, without checkpoint, offset or invisibility (upstream peek)."""

@@ -14,13 +14,15 @@ from orbitmq.broker.pop.acker import Acker
 from orbitmq.broker.pop.checkpoints import CheckpointStore
 from orbitmq.broker.pop.env import PopEnv, PopStats
 from orbitmq.broker.pop.inflight import PopOffsets
+from orbitmq.broker.pop.polling import PopLongPollingService
 from orbitmq.broker.pop.popper import Popper
 from orbitmq.broker.pop.revive import PopReviveService
 from orbitmq.broker.pop.writer import ReviveLogWriter
 from orbitmq.broker.topics import TopicConfigManager
 from orbitmq.core.clock import Clock
 from orbitmq.core.service import Service
-from orbitmq.store.api import MessageStore
+from orbitmq.protocol.pop import parse_pop_retry_topic_v2
+from orbitmq.store.api import DispatchRequest, MessageStore
 
 __all__ = ["PopService"]
 
@@ -54,6 +56,13 @@ class PopService(Service):
         self.popper = Popper(env, self.pop_offsets, self.checkpoints)
         self.acker = Acker(env, self.checkpoints)
         self.revive = PopReviveService(env, self.writer, self._learn_retry_topic)
+        total, per_key = config.max_pop_polling_size, config.pop_polling_size
+        self.pop_polling = PopLongPollingService(
+            "PopLongPollingService", clock, max_total=total, max_per_key=per_key
+        )
+        self.notification_polling = PopLongPollingService(
+            "NotificationLongPollingService", clock, max_total=total, max_per_key=per_key, notify_last=True
+        )
         offsets.add_reset_listener(self._on_offset_reset)
 
     # -- counters ----------------------------------------------------------------------------------------
@@ -75,16 +84,44 @@ class PopService(Service):
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     async def on_start(self) -> None:
-        await self.writer.start()
-        await self.revive.start()
+        for svc in self._services():
+            await svc.start()
+
+    async def stop_polling(self) -> None:
+        """Answer every held pop and notification now (broker shutdown, before the server stops)."""
+        await self.pop_polling.stop()
+        await self.notification_polling.stop()
+
+    def _services(self) -> list[Service]:
+        return [self.writer, self.revive, self.pop_polling, self.notification_polling]
 
     async def on_stop(self) -> None:
-        """Revive stops first (it writes through the writer), then outstanding writes get their chance."""
-        for svc in (self.revive, self.writer):
+        """Held requests are answered first, revive stops before the writer (it writes through it), and
+        outstanding writes get their chance last."""
+        for svc in reversed(self._services()):
             try:
                 await svc.stop()
             except Exception:
                 log.exception("stopping %s failed", svc.name)
+
+    # -- wake-ups ----------------------------------------------------------------------------------------
+    def on_message_arriving(self, req: DispatchRequest) -> None:
+        """A record reached a consume queue (the store's dispatch listener): wake held pops and
+        notifications of every group waiting on its topic; a pop retry topic wakes its group's pollers of
+        the original topic, whatever the naming version."""
+        topic = req.topic
+        mapped = self.popper.retry_topics.get(topic) or parse_pop_retry_topic_v2(topic)
+        for polling in (self.pop_polling, self.notification_polling):
+            if mapped is not None:
+                group, original = mapped
+                polling.notify_arrival(original, group, None, req.tags_code, req.properties)
+                continue
+            for group in polling.groups_of(topic):
+                polling.notify_arrival(topic, group, req.queue_id, req.tags_code, req.properties)
+
+    def drop_connection(self, conn_id: int) -> None:
+        self.pop_polling.drop_connection(conn_id)
+        self.notification_polling.drop_connection(conn_id)
 
     def _on_offset_reset(self, group: str, topic: str, queue_id: int, offset: int) -> None:
         """A server-side reset: pops in flight on the queue no longer move its offset (their checkpoints

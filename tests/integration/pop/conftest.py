@@ -26,9 +26,9 @@ from orbitmq.protocol.pop import (
     receipt_handles,
 )
 from orbitmq.protocol.record import MessageRecord, Prop, decode_records
-from tests.integration.broker.conftest import Cluster, T, make_cluster, until
+from tests.integration.broker.conftest import Cluster, T, cluster, make_cluster, until
 
-__all__ = ["Cluster", "PopMsg", "Popped", "make_cluster", "until"]
+__all__ = ["Cluster", "PopMsg", "Popped", "cluster", "make_cluster", "until"]
 
 
 @dataclass
