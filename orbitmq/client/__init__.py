@@ -10,6 +10,7 @@ from orbitmq.client.listener import (
     Listener,
     OrderlyListener,
 )
+from orbitmq.client.lite_pull import LitePullConsumer
 from orbitmq.client.model import (
     ConsumeFromWhere,
     Message,
@@ -27,6 +28,7 @@ __all__ = [
     "ConsumeOrderlyContext",
     "ConsumeOrderlyStatus",
     "Listener",
+    "LitePullConsumer",
     "Message",
     "MessageExt",
     "MessageModel",

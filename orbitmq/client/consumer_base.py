@@ -45,6 +45,8 @@ REBALANCE_RETRY_S = 1.0
 class ConsumerBase:
     #: ``CONSUME_PASSIVELY`` (push) or ``CONSUME_ACTIVELY`` (pull), as the heartbeat says it.
     consume_type = "CONSUME_PASSIVELY"
+    #: Push consumers persist every ``persist_interval_s``; the lite pull consumer commits in ``poll``.
+    persists_periodically = True
 
     def __init__(
         self,
@@ -110,12 +112,16 @@ class ConsumerBase:
         balanced = await self.rebalance()
         if not balanced:
             self.rebalance_service.first_delay_s = REBALANCE_RETRY_S
-        for svc in (self.rebalance_service, self.heartbeat_service, self.persist_service):
+        for svc in self._services():
             await svc.start()
+
+    def _services(self) -> list[Periodic]:
+        services = [self.rebalance_service, self.heartbeat_service]
+        return [*services, self.persist_service] if self.persists_periodically else services
 
     async def _leave(self) -> None:
         """Stop the timers (the caller persists offsets between this and :meth:`_unregister`)."""
-        for svc in (self.rebalance_service, self.heartbeat_service, self.persist_service):
+        for svc in self._services():
             await svc.stop()
 
     async def _unregister(self) -> None:
@@ -130,6 +136,8 @@ class ConsumerBase:
 
     # -- heartbeat --------------------------------------------------------------------------------------
     async def heartbeat(self) -> None:
+        if not self.subscriptions:
+            return  # nothing to tell the brokers (a lite pull consumer with assigned queues)
         subs = [
             {"topic": t, "subString": e, "tagsSet": sorted(tags_of(e)),
              "codeSet": [java_string_hash(x) for x in sorted(tags_of(e))], "subVersion": self.sub_version,
