@@ -132,8 +132,7 @@ class LitePullConsumer(ConsumerBase):
 
     # -- lifecycle --------------------------------------------------------------------------------------
     async def start(self) -> None:
-        if not self.subscriptions and self._assigned is None:
-            raise ClientError("subscribe() or assign() before start()")
+        """Start; queues come from ``subscribe()`` calls made before, or ``assign()`` before or after."""
         self._started = True
         self._next_auto_commit = time.monotonic() + self.auto_commit_interval_s
         await self._join()
