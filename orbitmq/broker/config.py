@@ -58,6 +58,11 @@ class BrokerConfig:
     rebalance_lock_max_live_time: int = 60_000  # rocketmq.broker.rebalance.lockMaxLiveTime (JVM property)
     broker_permission: int = 6  # brokerPermission: PermName bits (4 READ | 2 WRITE)
     enable_property_filter: bool = False  # enablePropertyFilter: SQL92 subscriptions are served
+    #: enableTopicMessageTypeCheck: refuse sends whose type (NORMAL/FIFO/DELAY/TRANSACTION, from their
+    #: properties) is not the topic's message.type. Upstream has it in the *proxy* (default true there); an
+    #: upstream broker never checks, hence false here.
+    enable_topic_message_type_check: bool = False
+    enable_mixed_message_type: bool = False  # enableMixedMessageType: topics may be created MIXED
     trace_on: bool = True  # traceOn: sent to producers as TRACE_ON
     region_id: str = "DefaultRegion"  # regionId: sent to producers as MSG_REGION
     default_message_request_mode: str = "PULL"  # defaultMessageRequestMode: PULL | POP, when none was set
@@ -128,6 +133,8 @@ BROKER_PROPERTY_NAMES: Final[dict[str, str]] = {
     "rocketmq.broker.rebalance.lockMaxLiveTime": "rebalance_lock_max_live_time",
     "brokerPermission": "broker_permission",
     "enablePropertyFilter": "enable_property_filter",
+    "enableTopicMessageTypeCheck": "enable_topic_message_type_check",
+    "enableMixedMessageType": "enable_mixed_message_type",
     "traceOn": "trace_on",
     "regionId": "region_id",
     "defaultMessageRequestMode": "default_message_request_mode",

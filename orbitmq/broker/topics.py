@@ -36,6 +36,7 @@ from orbitmq.broker.persist import DataVersion, JsonConfigManager
 from orbitmq.core.clock import Clock
 from orbitmq.core.errors import BrokerError
 from orbitmq.protocol.codes import ResponseCode
+from orbitmq.protocol.record import Prop
 from orbitmq.store.fileops import FileOps
 
 __all__ = [
@@ -58,6 +59,8 @@ __all__ = [
     "is_readable",
     "is_system_topic",
     "is_writeable",
+    "message_type_mismatch",
+    "message_type_of",
     "parse_attribute_modifications",
     "retry_topic",
     "validate_group",
@@ -142,6 +145,36 @@ class TopicMessageType(enum.Enum):
     DELAY = "DELAY"
     TRANSACTION = "TRANSACTION"
     MIXED = "MIXED"
+
+
+#: Properties that make a message DELAY (a delay level or one of the timer properties).
+_DELAY_PROPERTIES: Final = (Prop.DELAY, Prop.TIMER_DELIVER_MS, Prop.TIMER_DELAY_SEC, Prop.TIMER_DELAY_MS)
+
+
+def message_type_of(properties: Mapping[str, str]) -> TopicMessageType:
+    """What a message's properties make it (upstream ``TopicMessageType.parseFromMessageProperty``):
+    TRANSACTION if ``TRAN_MSG`` is ``"true"``, else DELAY with a delay level or a timer property, else FIFO
+    with a sharding key (``__SHARDINGKEY``, the gRPC message group), else NORMAL."""
+    if properties.get(Prop.TRAN_MSG) == "true":
+        return TopicMessageType.TRANSACTION
+    if any(p in properties for p in _DELAY_PROPERTIES):
+        return TopicMessageType.DELAY
+    if Prop.SHARDING_KEY in properties:
+        return TopicMessageType.FIFO
+    return TopicMessageType.NORMAL
+
+
+def message_type_mismatch(topic_type: TopicMessageType, message_type: TopicMessageType) -> str | None:
+    """None when a ``message_type`` message may go to a ``topic_type`` topic, else the remark of upstream's
+    ``DefaultTopicMessageTypeValidator`` (the types must be equal, or the topic MIXED)."""
+    if message_type is not TopicMessageType.UNSPECIFIED and (
+        message_type is topic_type or topic_type is TopicMessageType.MIXED
+    ):
+        return None
+    return (
+        f"TopicMessageType validate failed, the expected type is {topic_type.value}, "
+        f"but actual type is {message_type.value}"
+    )
 
 
 def retry_topic(group: str) -> str:
@@ -480,8 +513,10 @@ class TopicConfigManager(JsonConfigManager):
             raise BrokerError(
                 ResponseCode.INVALID_PARAMETER, f"topic[{name}]: queue numbers must not be negative"
             )
-        if modifications and modifications.get("+" + MESSAGE_TYPE_ATTRIBUTE) == TopicMessageType.MIXED.value:
-            # upstream enableMixedMessageType defaults to false
+        mixed = (
+            modifications and modifications.get("+" + MESSAGE_TYPE_ATTRIBUTE) == TopicMessageType.MIXED.value
+        )
+        if mixed and not self.broker_config.enable_mixed_message_type:
             raise BrokerError(ResponseCode.INVALID_PARAMETER, "MIXED message type is not supported.")
 
     def delete_topic_config(self, topic: str) -> TopicConfig | None:

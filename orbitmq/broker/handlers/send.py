@@ -11,6 +11,9 @@ Upstream behaviour reproduced (remoting-protocol §2.4; apache/rocketmq ``Abstra
   and ``TRACE_ON``; a send to ``%RETRY%<group>`` whose reconsume count is past the group's maximum (header
   ``l``, else the group's ``retryMaxTimes``) goes to ``%DLQ%<group>`` with ``DELAY=-1``; a ``DELAY`` level
   sends the message through ``SCHEDULE_TOPIC_XXXX`` (:mod:`orbitmq.broker.schedule`).
+- with ``enableTopicMessageTypeCheck`` (off by default: upstream only checks in its proxy) a message whose
+  type (TRANSACTION / DELAY / FIFO / NORMAL, from its properties) is not the topic's ``message.type`` is
+  MESSAGE_ILLEGAL "TopicMessageType validate failed, the expected type is X, but actual type is Y".
 - every answer, errors included, carries ext fields ``MSG_REGION`` and ``TRACE_ON``; stored answers add
   ``msgId`` (offset message id; comma-joined for a batch), ``queueId``, ``queueOffset``, ``transactionId``.
 
@@ -30,11 +33,14 @@ from orbitmq.broker.handlers.context import BrokerContext, java_fields
 from orbitmq.broker.schedule import apply_delay_level, delay_level_of
 from orbitmq.broker.stats import message_type
 from orbitmq.broker.topics import (
+    DLQ_GROUP_TOPIC_PREFIX,
     RETRY_GROUP_TOPIC_PREFIX,
     Perm,
     TopicConfig,
     dlq_topic,
     is_not_allowed_send_topic,
+    message_type_mismatch,
+    message_type_of,
     validate_topic,
 )
 from orbitmq.core.errors import BrokerError, ProtocolError
@@ -77,6 +83,7 @@ _V2_NAMES = {
     "n": "brokerName",
 }
 _MULTI_TAG = "MULTI_TAG"
+_TRANSFER_FLAG = "TRANSFER_FLAG"  # MessageConst.PROPERTY_TRANSFER_FLAG
 
 
 @dataclass(slots=True)
@@ -214,6 +221,18 @@ class SendHandlers:
                 f"the message body size over max value, MAX: {limit}, got {len(body)}",
             )
 
+    def _check_message_type(self, topic: str, tc: TopicConfig, props: dict[str, str]) -> None:
+        """With ``enableTopicMessageTypeCheck``: the message's type must be the topic's ``message.type``
+        (MESSAGE_ILLEGAL otherwise, as upstream's proxy answers remoting sends). Retry and DLQ topics and
+        messages the broker itself forwards (``TRANSFER_FLAG``) are not checked, as upstream."""
+        if not self.ctx.config.enable_topic_message_type_check or _TRANSFER_FLAG in props:
+            return
+        if topic.startswith((RETRY_GROUP_TOPIC_PREFIX, DLQ_GROUP_TOPIC_PREFIX)):
+            return
+        remark = message_type_mismatch(tc.message_type, message_type_of(props))
+        if remark is not None:
+            raise BrokerError(ResponseCode.MESSAGE_ILLEGAL, remark)
+
     def _broker_properties(self, props: dict[str, str]) -> None:
         """What the broker adds to every stored message."""
         cfg = self.ctx.config
@@ -237,6 +256,7 @@ class SendHandlers:
             )
         queue_id = self._queue_id(header, tc)
         props = decode_properties(header.properties)
+        self._check_message_type(header.topic, tc, props)
         msg = MessageToStore(
             topic=header.topic,
             queue_id=queue_id,
@@ -310,6 +330,7 @@ class SendHandlers:
                 ResponseCode.MESSAGE_ILLEGAL, f"batch request does not support retry group {header.topic}"
             )
         batch_props = decode_properties(header.properties)
+        self._check_message_type(header.topic, tc, batch_props)
         if delay_level_of(batch_props) > 0:
             raise BrokerError(ResponseCode.MESSAGE_ILLEGAL, "a batch cannot carry a delay level")
         if header.sys_flag & TRANSACTION_MASK:
