@@ -120,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--dir", default=None, help="where to create the benchmark's temp dir (which disk)")
     bp = bsub.add_parser("produce", help="remoting sends vs Redis Streams XADD")
     bp.add_argument("--messages", type=int, default=40_000, help="messages per run")
+    bf = bsub.add_parser("filter", help="SQL92 filter cost per message vs the tag filter")
+    bf.add_argument("--messages", type=int, default=20_000, help="messages filtered per pass")
+    bf.add_argument("--rounds", type=int, default=5, help="passes per measurement (the best one counts)")
+    bf.add_argument("--quick", action="store_true", help="a few hundred messages, one pass (for tests)")
     add_admin_parser(sub)
     return parser
 
@@ -283,6 +287,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from orbitmq.cli.bench.produce import run_produce_bench
 
             print(json.dumps(run_produce_bench(args.messages), indent=2))
+            return 0
+        if args.command == "bench" and args.workload == "filter":
+            from orbitmq.cli.bench.filter import run_filter_bench
+
+            print(json.dumps(run_filter_bench(args.messages, args.rounds, args.quick), indent=2))
             return 0
     except ConfigError as exc:
         print(f"orbitmq: configuration error: {exc}", file=sys.stderr)

@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from orbitmq.broker.sql92.javaops import (
+    INT_MAX,
+    LONG_MAX,
     Abort,
     Comparator,
     comparator,
@@ -129,6 +131,19 @@ def _condition(node: Node) -> _Condition:
 def _logic(node: Logic) -> _Condition:
     parts = tuple(_condition(o) for o in node.operands)
     decisive = node.op == "OR"  # OR stops at the first TRUE, AND at the first FALSE
+    if len(parts) == 2:
+        first, second = parts
+
+        def evaluate_two(props: Props) -> bool | None:
+            a = first(props)
+            if a is decisive:
+                return decisive
+            b = second(props)
+            if b is decisive:
+                return decisive
+            return None if a is None or b is None else not decisive
+
+        return evaluate_two
 
     def evaluate(props: Props) -> bool | None:
         unknown = False
@@ -207,6 +222,19 @@ def _compare_property_with_constant(
     if const is _NO_CONSTANT or const_kind not in _NUMBERS or const == 0.0:
         return None  # the generic path handles the rest (and -0.0 vs 0.0)
     name, parse = prop.name, parser_for(const_kind)
+    if const_kind is not Kind.DOUBLE:  # an integer: plain digits are parsed at once, the rest the Java way
+        high = INT_MAX if const_kind is Kind.INTEGER else LONG_MAX
+
+        def evaluate_integer(props: Props) -> bool | None:
+            v = props.get(name)
+            if v is None:
+                return None
+            x = int(v) if v.isdecimal() else parse(v)
+            if x > high:  # type: ignore[operator]
+                raise Abort(f"out of range: {v!r}")
+            return test(const, x) if flipped else test(x, const)
+
+        return evaluate_integer
     nan_order = test(0, 1) if flipped else test(1, 0)  # Java puts NaN above every number
 
     def evaluate(props: Props) -> bool | None:

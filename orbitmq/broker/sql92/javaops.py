@@ -17,6 +17,8 @@ from typing import Final
 from orbitmq.broker.sql92.nodes import Kind
 
 __all__ = [
+    "INT_MAX",
+    "LONG_MAX",
     "Abort",
     "Comparator",
     "comparator",
