@@ -17,11 +17,13 @@ from typing import Any, TypeVar
 from orbitmq.broker.config import BROKER_PROPERTY_NAMES, BrokerConfig, broker_config_from_properties
 from orbitmq.core.errors import ConfigError
 from orbitmq.namesrv.config import NamesrvConfig
+from orbitmq.proxy.config import PROXY_PROPERTY_NAMES, ProxyConfig, proxy_config_from_properties
 from orbitmq.store.api import FlushDiskType, StoreConfig
 
 __all__ = [
     "NAMESRV_KEYS",
     "PROCESS_KEYS",
+    "PROXY_KEYS",
     "STORE_KEYS",
     "apply_keys",
     "parse_properties",
@@ -74,6 +76,11 @@ PROCESS_KEYS: dict[str, str] = {
 }
 
 
+#: RocketMQ ``ProxyConfig`` property → ProxyConfig field (``maxMessageSize`` also limits the store; a key
+#: that two components know goes to both).
+PROXY_KEYS: dict[str, str] = PROXY_PROPERTY_NAMES
+
+
 def parse_properties(text: str, source: str = "<config>") -> dict[str, str]:
     """``key=value`` lines; ``#`` and ``!`` start comments; blank lines are skipped."""
     out: dict[str, str] = {}
@@ -106,21 +113,23 @@ def read_properties(path: str | None, sets: Iterable[str]) -> dict[str, str]:
 
 
 def split_by_component(props: Mapping[str, str], components: Iterable[str]) -> dict[str, dict[str, str]]:
-    """Route each key to the component that owns it; a key no listed component owns is an error."""
+    """Route each key to every listed component that owns it; a key none of them owns is an error."""
     owners = {
         "store": STORE_KEYS,
         "broker": BROKER_PROPERTY_NAMES,
         "namesrv": NAMESRV_KEYS,
         "process": PROCESS_KEYS,
+        "proxy": PROXY_KEYS,
     }
     wanted = list(components)
     out: dict[str, dict[str, str]] = {c: {} for c in wanted}
     for key, value in props.items():
-        owner = next((c for c in wanted if key in owners[c]), None)
-        if owner is None:
+        found = [c for c in wanted if key in owners[c]]
+        if not found:
             known = ", ".join(wanted)
             raise ConfigError(f"unknown configuration key {key!r} (not a property of: {known})")
-        out[owner][key] = value
+        for owner in found:
+            out[owner][key] = value
     return out
 
 
@@ -168,3 +177,7 @@ def namesrv_config(props: Mapping[str, str], base: NamesrvConfig) -> NamesrvConf
 
 def broker_config(props: Mapping[str, str], base: BrokerConfig) -> BrokerConfig:
     return broker_config_from_properties(dict(props), base)
+
+
+def proxy_config(props: Mapping[str, str], base: ProxyConfig) -> ProxyConfig:
+    return proxy_config_from_properties(dict(props), base)

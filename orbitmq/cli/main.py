@@ -23,6 +23,7 @@ from orbitmq.cli.admin import add_admin_parser, run_admin
 from orbitmq.cli.config import (
     broker_config,
     namesrv_config,
+    proxy_config,
     read_properties,
     split_by_component,
     store_config,
@@ -31,6 +32,7 @@ from orbitmq.cli.logs import configure_logging
 from orbitmq.core.errors import ConfigError, OrbitError
 from orbitmq.namesrv.app import NamesrvApp
 from orbitmq.namesrv.config import NamesrvConfig
+from orbitmq.proxy import ClusterBackend, ProxyApp, ProxyConfig
 from orbitmq.store import FlushDiskType, StoreConfig
 
 __all__ = ["main"]
@@ -103,8 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     _metrics_port(br, None)
     _common(br)
 
-    pr = sub.add_parser("proxy", help="run a gRPC proxy (not available yet)")
-    pr.add_argument("--namesrv", required=True)
+    pr = sub.add_parser(
+        "proxy", help="run a gRPC proxy (RocketMQ 5 clients) in front of a NameServer cluster"
+    )
+    pr.add_argument("--namesrv", required=True, help="NameServer address(es), host:port[;host:port]")
     pr.add_argument("--host", default="127.0.0.1")
     pr.add_argument("--port", type=int, default=8081)
     _metrics_port(pr, None)
@@ -170,6 +174,27 @@ def _metrics_component(host: str, port: int | None, servers: list[Component]) ->
     return [Component("metrics", http.start, http.stop, lambda: http.address, lambda: http)]
 
 
+def _proxy_component(make: Callable[[], ProxyApp]) -> Component:
+    """Built when it starts: in standalone mode it needs the running broker."""
+    holder: list[ProxyApp] = []
+
+    async def start() -> None:
+        holder.append(make())
+        await holder[0].start()
+
+    async def stop() -> None:
+        if holder:
+            await holder[0].stop()
+
+    return Component(
+        "proxy",
+        start,
+        stop,
+        lambda: holder[0].address if holder else None,
+        lambda: holder[0] if holder else None,
+    )
+
+
 def _store_and_broker_configs(
     parts: dict[str, dict[str, str]], data_dir: str, flush: str | None, base: BrokerConfig
 ) -> tuple[StoreConfig, BrokerConfig]:
@@ -182,18 +207,29 @@ def _store_and_broker_configs(
 
 def standalone_components(args: argparse.Namespace) -> list[Component]:
     props = read_properties(args.config, args.sets)
-    parts = split_by_component(props, ["store", "namesrv", "broker", "process"])
+    parts = split_by_component(props, ["store", "namesrv", "broker", "proxy", "process"])
     ncfg = namesrv_config(parts["namesrv"], NamesrvConfig(host=args.host, port=args.namesrv_port))
+    pcfg = proxy_config(parts["proxy"], ProxyConfig(grpc_server_port=args.proxy_port))
+    if args.proxy_port != 8081 or "grpcServerPort" not in parts["proxy"]:
+        pcfg = replace(pcfg, grpc_server_port=args.proxy_port)
     base = BrokerConfig(broker_ip1=args.host, listen_port=args.broker_port)
     scfg, bcfg = _store_and_broker_configs(parts, args.data_dir, args.flush_disk_type, base)
     if args.broker_port != 10911 or "listenPort" not in parts["broker"]:
         bcfg = replace(bcfg, listen_port=args.broker_port)
     namesrv = NamesrvApp(ncfg)
 
-    def make_broker() -> BrokerApp:
-        return BrokerApp(replace(bcfg, namesrv_addr=(f"{ncfg.host}:{namesrv.port}",)), scfg)
+    brokers: list[BrokerApp] = []
 
-    servers = [_namesrv_component(namesrv), _broker_component(make_broker)]
+    def make_broker() -> BrokerApp:
+        brokers.append(BrokerApp(replace(bcfg, namesrv_addr=(f"{ncfg.host}:{namesrv.port}",)), scfg))
+        return brokers[-1]
+
+    def make_proxy() -> ProxyApp:
+        from orbitmq.proxy.backends.local import LocalBackend
+
+        return ProxyApp(pcfg, LocalBackend(brokers[-1]), host=args.host)
+
+    servers = [_namesrv_component(namesrv), _broker_component(make_broker), _proxy_component(make_proxy)]
     return servers + _metrics_component(args.host, args.metrics_port, servers)
 
 
@@ -217,6 +253,22 @@ def namesrv_components(args: argparse.Namespace) -> list[Component]:
     parts = split_by_component(props, ["namesrv", "process"])
     cfg = namesrv_config(parts["namesrv"], NamesrvConfig(host=args.host, port=args.port))
     servers = [_namesrv_component(NamesrvApp(cfg))]
+    return servers + _metrics_component(args.host, args.metrics_port, servers)
+
+
+def proxy_components(args: argparse.Namespace) -> list[Component]:
+    props = read_properties(args.config, args.sets)
+    parts = split_by_component(props, ["proxy", "process"])
+    cfg = proxy_config(parts["proxy"], ProxyConfig(grpc_server_port=args.port))
+    if args.port != 8081 or "grpcServerPort" not in parts["proxy"]:
+        cfg = replace(cfg, grpc_server_port=args.port)
+    cfg = replace(cfg, namesrv_addr=tuple(a for a in args.namesrv.split(";") if a))
+
+    def make() -> ProxyApp:
+        refresh = cfg.topic_route_service_cache_refresh_seconds
+        return ProxyApp(cfg, ClusterBackend(cfg.namesrv_addr, route_refresh_s=refresh), host=args.host)
+
+    servers = [_proxy_component(make)]
     return servers + _metrics_component(args.host, args.metrics_port, servers)
 
 
@@ -273,10 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "broker":
             return _run(serve("broker", broker_components(args)))
         if args.command == "proxy":
-            print(
-                "orbitmq proxy: the gRPC proxy is not implemented yet (see docs/status.md)", file=sys.stderr
-            )
-            return 2
+            return _run(serve("proxy", proxy_components(args)))
         if args.command == "bench" and args.workload == "store":
             from orbitmq.cli.bench.store import run_store_bench
 

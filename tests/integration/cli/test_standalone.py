@@ -11,6 +11,8 @@ import time
 import pytest
 
 CMD = [sys.executable, "-m", "orbitmq.cli"]
+#: Free ports for every server standalone runs (its gRPC proxy and metrics endpoint included).
+FREE = ["--namesrv-port", "0", "--broker-port", "0", "--proxy-port", "0", "--metrics-port", "0"]
 
 
 def start(args: list[str]) -> tuple[subprocess.Popen[str], list[str]]:
@@ -32,24 +34,13 @@ def start(args: list[str]) -> tuple[subprocess.Popen[str], list[str]]:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_standalone_prints_ready_and_stops_cleanly(tmp_path, sig) -> None:
     data = tmp_path / "data"
-    proc, lines = start(
-        [
-            "standalone",
-            "--data-dir",
-            str(data),
-            "--namesrv-port",
-            "0",
-            "--broker-port",
-            "0",
-            "--metrics-port",
-            "0",
-        ]
-    )
+    proc, lines = start(["standalone", "--data-dir", str(data), *FREE])
     ready = lines[-1]
     host, port = ready.rsplit(" ", 1)[1].rsplit(":", 1)
     assert host == "127.0.0.1" and int(port) > 0
     assert any(line.startswith("orbitmq broker ready on 127.0.0.1:") for line in lines), lines
     assert f"orbitmq namesrv ready on 127.0.0.1:{port}" in lines  # clients are given the NameServer
+    assert any(line.startswith("orbitmq proxy ready on 127.0.0.1:") for line in lines), lines  # gRPC clients
     assert (data / "abort").exists()  # running: an unclean stop would be detected
     proc.send_signal(sig)
     assert proc.wait(timeout=30) == 0
@@ -61,7 +52,7 @@ def test_unknown_configuration_key_is_an_error_naming_it(tmp_path) -> None:
     conf = tmp_path / "broker.conf"
     conf.write_text("# a RocketMQ broker.conf\nflushDiskType=SYNC_FLUSH\nflushDiskTyp=ASYNC_FLUSH\n")
     proc = subprocess.run(
-        [*CMD, "standalone", "--data-dir", str(tmp_path / "d"), "-c", str(conf)],
+        [*CMD, "standalone", "--data-dir", str(tmp_path / "d"), *FREE, "-c", str(conf)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -73,7 +64,7 @@ def test_unknown_configuration_key_is_an_error_naming_it(tmp_path) -> None:
 
 def test_bad_value_is_an_error_naming_the_key(tmp_path) -> None:
     proc = subprocess.run(
-        [*CMD, "standalone", "--data-dir", str(tmp_path / "d"), "--set", "maxMessageSize=lots"],
+        [*CMD, "standalone", "--data-dir", str(tmp_path / "d"), *FREE, "--set", "maxMessageSize=lots"],
         capture_output=True,
         text=True,
         timeout=60,
