@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 NODE_DIR := tests/compat/node
+NODE5_DIR := tests/compat/node5
 ARGS ?=
 
 .PHONY: run test lint bench venv node-deps clean
@@ -20,7 +21,13 @@ $(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/packag
 	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-node-deps: $(if $(wildcard $(NODE_DIR)/package-lock.json),$(NODE_DIR)/node_modules/.installed)
+# The official RocketMQ 5 Node.js client used by the proxy's compat tests, pinned the same way.
+$(NODE5_DIR)/node_modules/.installed: $(NODE5_DIR)/package.json $(NODE5_DIR)/package-lock.json
+	cd $(NODE5_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+node-deps: $(if $(wildcard $(NODE_DIR)/package-lock.json),$(NODE_DIR)/node_modules/.installed) \
+	$(if $(wildcard $(NODE5_DIR)/package-lock.json),$(NODE5_DIR)/node_modules/.installed)
 
 run: venv
 	$(VENV)/bin/orbitmq standalone $(ARGS)
@@ -39,4 +46,4 @@ bench: venv
 	$(PY) -m benchmarks.run_all
 
 clean:
-	rm -rf $(VENV) $(NODE_DIR)/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(NODE_DIR)/node_modules $(NODE5_DIR)/node_modules .pytest_cache .mypy_cache .ruff_cache
