@@ -25,7 +25,8 @@ async def standalone_process(flush: str, *extra: str) -> AsyncIterator[Standalon
     with tempfile.TemporaryDirectory(prefix="orbitmq-bench-") as data:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "orbitmq.cli", "standalone", "--data-dir", data, "--namesrv-port", "0",
-            "--broker-port", "0", "--metrics-port", "0", "--proxy-port", "0", "--flush-disk-type", flush, "--log-level", "WARNING",
+            "--broker-port", "0", "--metrics-port", "0", "--proxy-port", "0", "--flush-disk-type", flush,
+            "--log-level", "WARNING",
             *extra,
             stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
