@@ -51,14 +51,6 @@ def consumer(
     return pc
 
 
-async def stop(pc: PushConsumer) -> None:
-    """Shut the consumer down once its rebalance loop has taken any pending NOTIFY_CONSUMER_IDS_CHANGED:
-    on Python 3.11, cancelling ``asyncio.wait_for`` at the moment its inner wait completes loses the
-    cancellation, and PushConsumer.shutdown() then waits for a loop that never ends (reported to the SDK)."""
-    await until(lambda: not pc._rebalance_now.is_set())
-    await pc.shutdown()
-
-
 def numbers(msgs: list[MessageExt]) -> list[int]:
     return [int(m.body[1:]) for m in msgs]
 
@@ -78,7 +70,7 @@ async def test_reset_for_a_never_seen_group_then_restart_then_the_first_consumer
     try:
         await until(lambda: len(got) >= 6)
     finally:
-        await stop(pc)
+        await pc.shutdown()
     assert sorted((m.queue_id, m.queue_offset) for m in got) == [(q, o) for q in (0, 1) for o in (7, 8, 9)]
 
 
@@ -106,7 +98,7 @@ async def test_reset_forward_while_consuming_skips_the_backlog(cluster: Cluster)
             await send(cluster, "SkipT", range(300, 305), 1)
             await until(lambda: {300, 301, 302, 303, 304} <= set(numbers(got)))
         finally:
-            await stop(pc)
+            await pc.shutdown()
     late = [n for n in numbers(got) if n < 300]
     assert late and max(late) < pulled_before + 8, "only messages pulled before the reset were delivered"
     assert len(late) <= 16 and sorted(numbers(got))[-5:] == [300, 301, 302, 303, 304]
@@ -127,7 +119,7 @@ async def test_reset_back_while_idle_replays_from_the_new_point_only(cluster: Cl
             await admin.reset_offset("ReplayG", "ReplayT", offset=15)
             await until(lambda: len(got) == 10, timeout=5.0)
         finally:
-            await stop(pc)
+            await pc.shutdown()
     assert sorted((m.queue_id, m.queue_offset) for m in got) == [
         (q, o) for q in (0, 1) for o in range(15, 20)
     ]
@@ -144,7 +136,7 @@ async def test_export_import_into_a_second_cluster_then_consumers_resume(make_cl
     )
     await pc.start()
     await until(lambda: len(got_a) == 20)
-    await stop(pc)  # commits 10 and 10
+    await pc.shutdown()  # commits 10 and 10
     for c in (a, b):
         await send(c, "DrT", range(20, 26), 2)
     async with AdminClient(a.namesrv.addr) as admin_a, AdminClient(b.namesrv.addr) as admin_b:
@@ -158,7 +150,7 @@ async def test_export_import_into_a_second_cluster_then_consumers_resume(make_cl
     try:
         await until(lambda: len(got_b) >= 6)
     finally:
-        await stop(pc)
+        await pc.shutdown()
     assert sorted(numbers(got_b)) == list(range(20, 26))
 
 
@@ -181,7 +173,7 @@ async def test_sync_by_time_into_a_cluster_with_other_queues(make_cluster: MakeC
     )
     await pc.start()
     await until(lambda: len(got_a) == 20)
-    await stop(pc)
+    await pc.shutdown()
     await both(range(20, 26))
     async with AdminClient(a.namesrv.addr) as admin_a, AdminClient(b.namesrv.addr) as admin_b:
         changes = await admin_b.import_offsets(await admin_a.export_offsets(["SyncG"]), by_timestamp=True)
@@ -192,6 +184,6 @@ async def test_sync_by_time_into_a_cluster_with_other_queues(make_cluster: MakeC
     try:
         await until(lambda: set(range(20, 26)) <= set(numbers(got_b)))
     finally:
-        await stop(pc)
+        await pc.shutdown()
     # Queue 0 of a last consumed m18, queue 1 m19: b restarts at m18's time, re-delivering m18 and m19 only.
     assert sorted(numbers(got_b)) == [18, 19, *range(20, 26)]
