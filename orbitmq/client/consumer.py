@@ -22,7 +22,9 @@ from orbitmq.client.allocate import AllocateStrategy, averagely
 from orbitmq.client.consumer_base import ConsumerBase
 from orbitmq.client.listener import Listener, OrderlyListener, call_listener
 from orbitmq.client.model import RETRY_PREFIX, ConsumeFromWhere, MessageExt, MessageModel, MessageQueue
+from orbitmq.client.modes import ModeAwareRebalance, RebalancePolicy
 from orbitmq.client.orderly import OrderlyConsumption
+from orbitmq.client.popconsume import PopConsumption
 from orbitmq.client.process_queue import ProcessQueue
 from orbitmq.client.pull import PullStatus, pull
 from orbitmq.core.errors import ClientError, OrbitError
@@ -68,6 +70,8 @@ class PushConsumer(ConsumerBase):
         persist_interval_s: float = 5.0,
         lock_interval_s: float = 20.0,
         instance_name: str | None = None,
+        rebalance_policy: RebalancePolicy = RebalancePolicy.MIXED,
+        pop_invisible_time_ms: int = 60_000,
     ) -> None:
         super().__init__(
             group, namesrv_addrs, message_model=message_model, consume_from_where=consume_from_where,
@@ -93,6 +97,12 @@ class PushConsumer(ConsumerBase):
         #: Plain counters for metrics and tests.
         self.consumed = 0
         self.sent_back = 0
+        #: MIXED: topics in POP mode are assigned by the broker and popped (orbitmq.client.popconsume).
+        self.rebalance_policy = rebalance_policy
+        self.pop_consumption = PopConsumption(
+            self, invisible_time_ms=pop_invisible_time_ms, poll_time_ms=int(long_poll_s * 1000),
+            batch_size=pull_batch_size,
+        )  # fmt: skip
 
     def subscribe(self, topic: str, expression: str = "*") -> None:
         self.subscriptions[topic] = expression
@@ -126,12 +136,15 @@ class PushConsumer(ConsumerBase):
         self._sem = asyncio.Semaphore(self.consume_concurrency)
         if self.clustering:  # clustering retries come back through the group's retry topic
             self.subscriptions.setdefault(RETRY_PREFIX + self.group, "*")
+        if self.rebalance_policy is not RebalancePolicy.LOCAL and self.clustering and self._orderly is None:
+            self.mode_rebalance = ModeAwareRebalance(self, self.rebalance_policy, self.pop_consumption)
         await self._join()
         if self._orderly is not None and self.clustering:
             await self._orderly.start()
 
     async def shutdown(self) -> None:
         await self._leave()
+        await self.pop_consumption.stop()  # handlers in progress finish and ack
         if self._orderly is not None:
             await self._orderly.stop()
         for pq in self.process_queues.values():
@@ -269,6 +282,8 @@ class PushConsumer(ConsumerBase):
             await asyncio.sleep(delay_s)
         if pq.dropped:
             return  # the new owner gets it from the committed offset
+        if self.mode_rebalance is not None:
+            self.mode_rebalance.restore_topic(msg)  # a drained POP leftover keeps its own topic
         async with self._sem:
             ok = await call_listener(self.group, self._listener, msg)
         if ok:

@@ -20,6 +20,7 @@ import orjson
 from orbitmq.client.allocate import AllocateStrategy, averagely
 from orbitmq.client.instance import ClientInstance
 from orbitmq.client.model import RETRY_PREFIX, ConsumeFromWhere, MessageModel, MessageQueue
+from orbitmq.client.modes import ModeAwareRebalance
 from orbitmq.client.offset_store import (
     LocalFileOffsetStore,
     OffsetStore,
@@ -89,6 +90,8 @@ class ConsumerBase:
         self.heartbeat_service = Periodic(f"heartbeat {group}", heartbeat_interval_s, self._heartbeat_round)
         self.persist_service = Periodic(f"persist offsets {group}", persist_interval_s, self._persist_round)
         self.instance.dispatch.register(RequestCode.NOTIFY_CONSUMER_IDS_CHANGED, self._on_ids_changed)
+        #: POP-aware rebalance (docs/pop-rebalance.md); None: every topic balanced here, as below.
+        self.mode_rebalance: ModeAwareRebalance | None = None
 
     @property
     def client_id(self) -> str:
@@ -161,8 +164,13 @@ class ConsumerBase:
     async def _rebalance_round(self) -> float | None:
         return None if await self.rebalance() else REBALANCE_RETRY_S
 
+    def request_rebalance(self) -> None:
+        self.rebalance_service.wakeup()
+
     async def rebalance(self) -> bool:
         """One round over every subscribed topic; False when some topic could not take all it was given."""
+        if self.mode_rebalance is not None:
+            return await self.mode_rebalance.rebalance()
         balanced = True
         for topic in list(self.subscriptions):
             try:

@@ -36,7 +36,7 @@ import orjson
 
 from orbitmq.client.allocate import AllocateStrategy
 from orbitmq.client.instance import ClientInstance
-from orbitmq.client.model import RETRY_PREFIX, MessageQueue
+from orbitmq.client.model import RETRY_PREFIX, MessageExt, MessageQueue
 from orbitmq.client.routing import TopicRoute
 from orbitmq.core.errors import ClientError, OrbitError, ProtocolError
 from orbitmq.net import Connection
@@ -340,6 +340,9 @@ class ModeAwareRebalance:
         self._inputs: dict[str, _PopInputs] = {}
         self._dirty: set[str] = set()  # POP topics to ask about at the next round
         self._last_reconcile: float | None = None
+        #: POP retry topic → the topic it belongs to, for topics that went back to PULL.
+        self._drain_wanted: dict[str, str] = {}
+        self.drain_origins: dict[str, str] = {}
         self._lock = asyncio.Lock()
         self.strategy_name = _STRATEGY_NAMES.get(getattr(host.allocate, "__name__", ""), "AVG")
         host.instance.dispatch.register(
@@ -347,16 +350,6 @@ class ModeAwareRebalance:
         )
 
     # -- entry points -------------------------------------------------------------------------------------
-    async def start(self) -> None:
-        """Learn the modes before the first round (MIXED), and which topics have POP leftovers to drain."""
-        if self.policy is RebalancePolicy.MIXED:
-            async with self._lock:
-                await self.reconcile()
-                for topic in self._topics():
-                    mode = self.cache.get(topic)
-                    if mode is not None and not mode.pop:
-                        await self._add_drain_topics(topic)
-
     async def rebalance(self) -> bool:
         """One round; False when something must be tried again soon (the host retries after ~1 s)."""
         async with self._lock:
@@ -425,6 +418,13 @@ class ModeAwareRebalance:
                 continue
             if self.cache.apply_table(token, [topic], modes, default):
                 await self._mode_changed(topic, old, self.cache.get(topic))
+            stored = modes.get(topic)
+            if stored is not None and not stored.pop:
+                # Someone set PULL explicitly: the topic may well have been POP before, possibly while
+                # this member was away, and have leftovers in its POP retry topic.
+                for name in pop_retry_topics(self.host.group, topic):
+                    if name not in self.drain_topics:
+                        self._drain_wanted.setdefault(name, topic)
         if tables:
             self._last_reconcile = self.clock()
 
@@ -441,30 +441,43 @@ class ModeAwareRebalance:
         if new.pop:
             self._dirty.add(topic)
             # Popping the retry topic is the broker's job now; pulling it too would race the pops.
-            for drain in pop_retry_topics(self.host.group, topic):
-                if drain in self.drain_topics:
-                    self.drain_topics.discard(drain)
-                    await self.host.update_queues(drain, set())
+            for name in pop_retry_topics(self.host.group, topic):
+                self._drain_wanted.pop(name, None)
+                if name in self.drain_topics:
+                    self.drain_topics.discard(name)
+                    await self.host.update_queues(name, set())
         elif old is not None and old.pop:
-            await self._add_drain_topics(topic)
+            # The revive moves messages popped but never acked there, possibly after this moment.
+            for name in pop_retry_topics(self.host.group, topic):
+                self._drain_wanted[name] = topic
+            await self._look_for_drain_topics(self._drain_wanted)
 
-    async def _add_drain_topics(self, topic: str) -> None:
-        """Pull the POP retry topic(s) of ``topic`` that exist, so messages revived after the last pops
-        are consumed now that nobody pops them."""
-        for name in pop_retry_topics(self.host.group, topic):
+    async def _look_for_drain_topics(self, wanted: dict[str, str]) -> None:
+        """Pull those of the ``wanted`` POP retry topics that exist (so messages revived after the last pops
+        are consumed now that nobody pops them). Found ones leave ``wanted``; the others stay in it."""
+        for name, origin in sorted(wanted.items()):
             if name in self.drain_topics:
                 continue
             try:
                 route = await self.host.instance.route(name)
             except OrbitError:
-                continue  # never created: nothing to drain
+                continue  # not created (yet): nothing to drain
             if route.subscribe_queues:
                 self.drain_topics.add(name)
+                self.drain_origins[name] = origin
+                wanted.pop(name, None)
+
+    def restore_topic(self, msg: MessageExt) -> None:
+        """A message pulled from a POP retry topic is handed over under the topic it was sent to."""
+        origin = self.drain_origins.get(msg.topic)
+        if origin is not None:
+            msg.topic = origin
 
     # -- rounds -------------------------------------------------------------------------------------------
     async def _mixed_round(self) -> bool:
         if self._reconcile_due():
             await self.reconcile()
+            await self._look_for_drain_topics(self._drain_wanted)
         balanced = True
         cids: dict[str, tuple[str, ...]] = {}  # broker address → member ids, read once per round
         pull: list[str] = []

@@ -100,9 +100,7 @@ async def members(cluster: Cluster) -> AsyncIterator[Callable[..., Awaitable[Mem
         for t in topics:
             await host.instance.route(t)
         await host.heartbeat()
-        rebalance = ModeAwareRebalance(host, policy, pop)
-        await rebalance.start()
-        return host, pop, rebalance
+        return host, pop, ModeAwareRebalance(host, policy, pop)
 
     yield join
     for host in made:
