@@ -105,7 +105,15 @@ async def test_failing_listener_redelivers_with_growing_reconsume_times_then_dlq
         await c.start()
         try:
             await _until(lambda: len(seen) >= 3, 25)
-            dlq = await p.instance.route("%DLQ%CG-R", refresh=True)
+            # The third failure's send-back creates %DLQ%CG-R on the broker, which then registers it with the
+            # NameServer: the route appears shortly after the listener returned, not at that instant.
+            async with asyncio.timeout(15):
+                while True:
+                    try:
+                        dlq = await p.instance.route("%DLQ%CG-R", refresh=True)
+                        break
+                    except BrokerError:
+                        await asyncio.sleep(0.1)
         finally:
             await c.shutdown()
     assert seen[:3] == [0, 1, 2]
