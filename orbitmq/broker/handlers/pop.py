@@ -36,6 +36,7 @@ from orbitmq.protocol.codes import RequestCode, ResponseCode
 from orbitmq.protocol.command import RemotingCommand
 from orbitmq.protocol.pop import (
     MAX_POP_NUMS,
+    POP_ORDER_REVIVE_QUEUE,
     AckMessageRequestHeader,
     BatchAckMessageRequestBody,
     ChangeInvisibleTimeRequestHeader,
@@ -145,8 +146,6 @@ class PopHandlers:
                 f"maxMsgNums {h.max_msg_nums}, invisibleTime {h.invisible_time} and pollTime {h.poll_time} "
                 "must be positive",
             )
-        if h.order:
-            raise BrokerError(ResponseCode.SYSTEM_ERROR, "orderly pop is not supported by this broker yet")
         tc = self._readable_topic(h.topic, h.queue_id)
         self._consumable_group(h.consumer_group)
         flt = self._filter(h.consumer_group, h.topic, h.exp, h.exp_type)
@@ -233,10 +232,11 @@ class PopHandlers:
                 ResponseCode.NO_MESSAGE,
                 f"offset is illegal, key:{real}@{h.queue_id}, commit:{h.offset}, store:{low}~{high}",
             )
-        if extra.is_order:
-            raise BrokerError(ResponseCode.SYSTEM_ERROR, "orderly pop is not supported by this broker yet")
         self.pop.stats.ack_requests += 1
-        await self.pop.acker.ack(h.consumer_group, real, h.queue_id, h.offset, extra)
+        if extra.is_order:
+            self.pop.acker.ack_orderly(h.consumer_group, real, h.queue_id, h.offset, extra.pop_time)
+        else:
+            await self.pop.acker.ack(h.consumer_group, real, h.queue_id, h.offset, extra)
         return cmd.response()
 
     async def batch_ack_message(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
@@ -262,10 +262,10 @@ class PopHandlers:
             offsets = tuple(o for o in ba.offsets if low <= o <= high)
             if not offsets:
                 continue
-            if ba.revive_queue_id == 999:
-                raise BrokerError(
-                    ResponseCode.SYSTEM_ERROR, "orderly pop is not supported by this broker yet"
-                )
+            if ba.revive_queue_id == POP_ORDER_REVIVE_QUEUE:
+                for offset in offsets:
+                    self.pop.acker.ack_orderly(ba.consumer_group, real, ba.queue_id, offset, ba.pop_time)
+                continue
             ack = AckMsg(
                 start_offset=ba.start_offset, consumer_group=ba.consumer_group, topic=real,
                 queue_id=ba.queue_id, pop_time=ba.pop_time,
@@ -289,10 +289,13 @@ class PopHandlers:
         if h.invisible_time < 0:
             raise BrokerError(ResponseCode.INVALID_PARAMETER, f"invisibleTime {h.invisible_time} is negative")
         if extra.is_order:
-            raise BrokerError(ResponseCode.SYSTEM_ERROR, "orderly pop is not supported by this broker yet")
-        changed = await self.pop.acker.change_invisible_time(
-            h.consumer_group, real, h.queue_id, h.offset, extra, h.invisible_time
-        )
+            changed = self.pop.acker.change_invisible_orderly(
+                h.consumer_group, real, h.queue_id, h.offset, extra, h.invisible_time
+            )
+        else:
+            changed = await self.pop.acker.change_invisible_time(
+                h.consumer_group, real, h.queue_id, h.offset, extra, h.invisible_time
+            )
         header = ChangeInvisibleTimeResponseHeader(
             changed.pop_time, changed.invisible_time, changed.revive_qid
         )
@@ -340,7 +343,14 @@ class PopHandlers:
         now = self.ctx.now_ms
 
         def has_msg() -> bool:
-            return popper.has_message(h.consumer_group, h.topic, h.queue_id, tc.read_queue_nums)
+            return popper.has_message(
+                h.consumer_group,
+                h.topic,
+                h.queue_id,
+                tc.read_queue_nums,
+                order=h.order,
+                attempt_id=h.attempt_id,
+            )
 
         has, full = has_msg(), False
         if not has and h.poll_time > 0:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from orbitmq.broker.pop.checkpoints import CheckpointStore, is_stored, when_done
 from orbitmq.broker.pop.env import PopEnv
+from orbitmq.broker.pop.orderly import ACK_ILLEGAL, ACK_STALE, OrderInfoManager
 from orbitmq.broker.pop.records import AckMsg, PopCheckPoint
 from orbitmq.core.errors import BrokerError
 from orbitmq.protocol.codes import ResponseCode
@@ -35,10 +37,22 @@ class ChangedVisibility:
     revive_qid: int
 
 
+#: ``wake(topic, group, queue_id, delay_s)``: a FIFO queue may unblock in ``delay_s`` (0: now).
+WakeHook = Callable[[str, str, int, float], None]
+
+
 class Acker:
-    def __init__(self, env: PopEnv, checkpoints: CheckpointStore) -> None:
+    def __init__(
+        self,
+        env: PopEnv,
+        checkpoints: CheckpointStore,
+        orderly: OrderInfoManager,
+        wake: WakeHook | None = None,
+    ) -> None:
         self.env = env
         self.checkpoints = checkpoints
+        self.orderly = orderly
+        self.wake = wake
 
     def _check_revive_qid(self, revive_qid: int) -> None:
         if not 0 <= revive_qid < self.env.revive_queue_num:
@@ -114,3 +128,47 @@ class Acker:
         if ack_wait is not None:
             await asyncio.shield(ack_wait)
         return answer
+
+    # -- FIFO ----------------------------------------------------------------------------------------------
+    def ack_orderly(self, group: str, topic: str, queue_id: int, offset: int, pop_time: int) -> None:
+        """Ack one message of a FIFO batch: the committed offset moves to the first unacked one. Acks below
+        the committed offset and acks with a stale handle are ignored (idempotent, §1.14)."""
+        env = self.env
+        committed = env.offsets.query_offset(group, topic, queue_id)
+        if committed is not None and offset < committed:
+            return
+        key = (topic, group, queue_id)
+        nxt = self.orderly.commit_and_next(key, offset, pop_time)
+        if nxt == ACK_ILLEGAL:
+            raise BrokerError(
+                ResponseCode.MESSAGE_ILLEGAL, f"offset {offset} is not in the FIFO batch of {key}"
+            )
+        if nxt == ACK_STALE:
+            return
+        env.stats.acks += 1
+        if not env.offsets.has_offset_reset(group, topic, queue_id):
+            env.offsets.commit_offset(group, topic, queue_id, nxt, "pop ack")
+        if self.wake is not None and not self.orderly.check_block(key, None, env.now()):
+            self.wake(topic, group, queue_id, 0.0)
+
+    def change_invisible_orderly(
+        self, group: str, topic: str, queue_id: int, offset: int, extra: ExtraInfo, invisible_time: int
+    ) -> ChangedVisibility:
+        """FIFO: the message becomes visible ``invisible_time`` from now; no checkpoint is involved. The
+        handle keeps its pop time (upstream answers ``invisibleTime = nextVisible - popTime``)."""
+        env = self.env
+        env.stats.change_invisible += 1
+        committed = env.offsets.query_offset(group, topic, queue_id)
+        key = (topic, group, queue_id)
+        if committed is not None and offset < committed:
+            return ChangedVisibility(extra.pop_time, extra.invisible_time, extra.revive_qid)
+        next_visible = env.now() + invisible_time
+        if (
+            self.orderly.change_visibility(key, offset, extra.pop_time, next_visible)
+            and self.wake is not None
+        ):
+            info = self.orderly.get(key)
+            until = info.blocked_until() if info is not None else None
+            if until is not None:
+                self.wake(topic, group, queue_id, max(0, until - env.now()) / 1000)
+        return ChangedVisibility(extra.pop_time, next_visible - extra.pop_time, extra.revive_qid)

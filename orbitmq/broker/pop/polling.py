@@ -82,6 +82,8 @@ class PopLongPollingService(Service):
         self._by_key: dict[PollKey, list[PopWaiter]] = {}
         self._groups_of_topic: dict[str, dict[str, int]] = {}  # topic → group → parked count
         self._deadlines: list[tuple[float, int, PopWaiter]] = []
+        #: Wake-ups due later (a FIFO queue unblocks when its batch becomes visible again).
+        self._scheduled: list[tuple[float, int, PollKey]] = []
         self._seq = itertools.count()
         self._count = 0
         # -- counters --
@@ -205,6 +207,21 @@ class PopLongPollingService(Service):
             return self.wake_one((topic, group, queue_id), tags_code, properties)
         return any(self.wake_one(k, tags_code, properties) for k in self.keys_of(topic, group))
 
+    def wake_later(self, delay_s: float, topic: str, group: str, queue_id: int) -> None:
+        """In ``delay_s`` seconds, wake a request covering (topic, group, queue) as an arrival would."""
+        when = self.clock.monotonic() + max(0.0, delay_s)
+        earliest = self._scheduled[0][0] if self._scheduled else None
+        heapq.heappush(self._scheduled, (when, next(self._seq), (topic, group, queue_id)))
+        if earliest is None or when < earliest:
+            self.wakeup()
+
+    def _run_scheduled(self) -> None:
+        now = self.clock.monotonic()
+        while self._scheduled and self._scheduled[0][0] <= now:
+            _, _, (topic, group, queue_id) = heapq.heappop(self._scheduled)
+            if group in self._groups_of_topic.get(topic, ()):
+                self.notify_arrival(topic, group, queue_id)
+
     def drop_connection(self, conn_id: int) -> int:
         mine = [w for ws in self._by_key.values() for w in ws if w.conn_id == conn_id]
         return sum(self._release(w, WakeReason.CLOSED) for w in mine)
@@ -223,17 +240,20 @@ class PopLongPollingService(Service):
     async def run(self) -> None:
         while not self.stopping:
             self.expire()
+            self._run_scheduled()
             while self._deadlines and self._deadlines[0][2].future.done():
                 heapq.heappop(self._deadlines)
             delay = self.check_interval_s
-            if self._deadlines:
-                delay = min(delay, max(0.0, self._deadlines[0][0] - self.clock.monotonic()))
+            for heap in (self._deadlines, self._scheduled):
+                if heap:
+                    delay = min(delay, max(0.0, heap[0][0] - self.clock.monotonic()))
             await sleep_unless_woken(self.clock, self._wakeup, delay)
 
     def _release_all(self) -> None:
         for waiter in [w for ws in self._by_key.values() for w in ws]:
             self._release(waiter, WakeReason.SHUTDOWN)
         self._deadlines.clear()
+        self._scheduled.clear()
 
     async def on_stop(self) -> None:
         self._release_all()

@@ -17,11 +17,13 @@ import asyncio
 import itertools
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from orbitmq.broker.pop.checkpoints import CheckpointStore
 from orbitmq.broker.pop.env import PopEnv
 from orbitmq.broker.pop.inflight import PopOffsets, QueueKey
+from orbitmq.broker.pop.orderly import OrderInfoManager
 from orbitmq.broker.pop.records import PopCheckPoint
 from orbitmq.protocol.pop import (
     POP_ORDER_REVIVE_QUEUE,
@@ -90,11 +92,24 @@ class _Batch:
         return self.query.max_nums - len(self.buffers)
 
 
+#: ``on_fifo_batch(topic, group, queue_id, visible_at_ms)``: a FIFO batch blocks the queue until then.
+FifoBatchListener = Callable[[str, str, int, int], None]
+
+
 class Popper:
-    def __init__(self, env: PopEnv, pop_offsets: PopOffsets, checkpoints: CheckpointStore) -> None:
+    def __init__(
+        self,
+        env: PopEnv,
+        pop_offsets: PopOffsets,
+        checkpoints: CheckpointStore,
+        orderly: OrderInfoManager,
+        on_fifo_batch: FifoBatchListener | None = None,
+    ) -> None:
         self.env = env
         self.pop_offsets = pop_offsets
         self.checkpoints = checkpoints
+        self.orderly = orderly
+        self.on_fifo_batch = on_fifo_batch
         self._revive_rr = itertools.count()
         self._random = random.Random()
         #: Pop retry topic name → (group, original topic): V1 names cannot be split, so arrivals in a retry
@@ -112,6 +127,7 @@ class Popper:
         env = self.env
         stats = env.stats
         stats.pop_requests += 1
+        stats.orderly_pops += q.order
         revive_qid = POP_ORDER_REVIVE_QUEUE if q.order else next(self._revive_rr) % env.revive_queue_num
         batch = _Batch(q, env.now(), revive_qid)
         rand = self._random.randrange(100)
@@ -119,11 +135,12 @@ class Popper:
         retry = self.retry_topic_of(q.topic, q.group)
         if need_retry and not q.order:
             self._visit_topic(batch, retry, rand, retry=True)
+        visit = self._visit_fifo if q.order else self._visit
         if q.queue_id < 0:
             for i in range(q.read_queue_nums):
-                self._visit(batch, q.topic, (rand + i) % q.read_queue_nums, retry=False)
+                visit(batch, q.topic, (rand + i) % q.read_queue_nums, retry=False)
         else:
-            self._visit(batch, q.topic, q.queue_id, retry=False)
+            visit(batch, q.topic, q.queue_id, retry=False)
         if not need_retry and not q.order and batch.room > 0:
             self._visit_topic(batch, retry, rand, retry=True)
         if batch.waits:  # synchronous checkpoints (or back-pressure): answer once they are stored
@@ -176,6 +193,43 @@ class Popper:
             self.pop_offsets.mock(key, res.next_begin_offset)  # filtered out: move on, behind earlier pops
         batch.rest += max(0, res.max_offset - res.next_begin_offset)
 
+    def _visit_fifo(self, batch: _Batch, topic: str, queue_id: int, *, retry: bool) -> None:
+        """FIFO: read from the committed offset unless the queue is blocked by an earlier batch; record the
+        batch in the lock table; commit directly (there is no checkpoint)."""
+        env = self.env
+        q = batch.query
+        key: QueueKey = (topic, q.group, queue_id)
+        reset = env.offsets.query_then_erase_reset_offset(q.group, topic, queue_id)
+        if reset is not None:
+            self.orderly.clear(key)
+            env.offsets.commit_offset(q.group, topic, queue_id, reset, "pop reset")
+        offset = env.committed_offset(q.group, topic, queue_id, q.init_mode)
+        if self.orderly.check_block(key, q.attempt_id, batch.pop_time):
+            return  # a blocked queue adds no backlog: no wake-up storm (upstream #8592, #9339)
+        if batch.room <= 0:
+            batch.rest += max(0, env.store.max_offset_in_queue(topic, queue_id) - offset)
+            return
+        res = self._read(topic, queue_id, offset, batch.room, q)
+        if res.status in _RESET_STATUSES:
+            offset = res.next_begin_offset
+            self.orderly.clear(key)
+            env.offsets.commit_offset(q.group, topic, queue_id, offset, "pop")
+            res = self._read(topic, queue_id, offset, batch.room, q)
+        if res.buffers:
+            counts = self.orderly.update(
+                key, q.attempt_id, batch.pop_time, q.invisible_time, res.queue_offsets
+            )
+            batch.info.add_queue(topic, queue_id, offset, res.queue_offsets)
+            batch.info.add_order_counts(topic, queue_id, counts)
+            batch.buffers.extend(res.buffers)
+            if self.on_fifo_batch is not None:
+                self.on_fifo_batch(topic, q.group, queue_id, batch.pop_time + q.invisible_time)
+        elif res.status in _SKIPPED_STATUSES and res.next_begin_offset > offset:
+            env.offsets.commit_offset(
+                q.group, topic, queue_id, res.next_begin_offset, "pop"
+            )  # upstream #8268
+        batch.rest += max(0, res.max_offset - res.next_begin_offset)
+
     def _read(self, topic: str, queue_id: int, offset: int, count: int, q: PopQuery) -> GetResult:
         return self.env.store.get_messages(
             topic, queue_id, offset, count, tag_filter=q.tag_filter, record_filter=q.record_filter
@@ -224,15 +278,27 @@ class Popper:
         )  # fmt: skip
 
     # -- NOTIFICATION ------------------------------------------------------------------------------------
-    def has_message(self, group: str, topic: str, queue_id: int, read_queue_nums: int) -> bool:
+    def has_message(
+        self,
+        group: str,
+        topic: str,
+        queue_id: int,
+        read_queue_nums: int,
+        *,
+        order: bool = False,
+        attempt_id: str | None = None,
+    ) -> bool:
         """Upstream ``NotificationProcessor``: does a queue the request covers (or the group's pop retry
-        topic, first in one request out of five) hold messages past where the group's next pop starts?"""
+        topic, first in one request out of five) hold messages past where the group's next pop starts?
+        For FIFO a blocked queue counts as empty, and the retry topic is not looked at."""
         env = self.env
         rand = self._random.randrange(100)
-        need_retry = rand % 5 == 0
+        need_retry = rand % 5 == 0 and not order
         retry = self.retry_topic_of(topic, group)
 
         def in_queue(name: str, qid: int) -> bool:
+            if order and self.orderly.check_block((name, group, qid), attempt_id, env.now()):
+                return False
             committed = env.offsets.query_offset(group, name, qid)
             if committed is None:
                 committed = env.store.min_offset_in_queue(name, qid)
@@ -250,7 +316,7 @@ class Popper:
             found = any(in_queue(topic, (rand + i) % read_queue_nums) for i in range(read_queue_nums))
         else:
             found = in_queue(topic, queue_id)
-        return found or (not need_retry and in_retry())
+        return found or (not need_retry and not order and in_retry())
 
     # -- PEEK_MESSAGE ------------------------------------------------------------------------------------
     def peek(self, q: PopQuery) -> PopOutcome:

@@ -5,15 +5,18 @@ stops and what the pop request handlers call; its counters are what a metrics ex
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from orbitmq.broker.config import BrokerConfig
 from orbitmq.broker.groups import ConsumerManager, SubscriptionGroupManager
 from orbitmq.broker.offsets import ConsumerOffsetManager
+from orbitmq.broker.persist import PersistService
 from orbitmq.broker.pop.acker import Acker
 from orbitmq.broker.pop.checkpoints import CheckpointStore
 from orbitmq.broker.pop.env import PopEnv, PopStats
 from orbitmq.broker.pop.inflight import PopOffsets
+from orbitmq.broker.pop.orderly import OrderInfoManager
 from orbitmq.broker.pop.polling import PopLongPollingService
 from orbitmq.broker.pop.popper import Popper
 from orbitmq.broker.pop.revive import PopReviveService
@@ -53,8 +56,12 @@ class PopService(Service):
         self.writer = ReviveLogWriter(store, clock, max_pending=config.pop_ck_offset_max_queue_size)
         self.pop_offsets = PopOffsets(offsets)
         self.checkpoints = CheckpointStore(env, self.writer, self.pop_offsets)
-        self.popper = Popper(env, self.pop_offsets, self.checkpoints)
-        self.acker = Acker(env, self.checkpoints)
+        self.orderly = OrderInfoManager(store.config.store_path_root_dir, clock)
+        self.orderly_persist = PersistService(
+            "ConsumerOrderInfoPersist", [self.orderly], clock, config.flush_consumer_offset_interval
+        )
+        self.popper = Popper(env, self.pop_offsets, self.checkpoints, self.orderly, self._on_fifo_batch)
+        self.acker = Acker(env, self.checkpoints, self.orderly, self._wake_later)
         self.revive = PopReviveService(env, self.writer, self._learn_retry_topic)
         total, per_key = config.max_pop_polling_size, config.pop_polling_size
         self.pop_polling = PopLongPollingService(
@@ -84,6 +91,7 @@ class PopService(Service):
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     async def on_start(self) -> None:
+        await asyncio.to_thread(self.orderly.load)
         for svc in self._services():
             await svc.start()
 
@@ -93,7 +101,7 @@ class PopService(Service):
         await self.notification_polling.stop()
 
     def _services(self) -> list[Service]:
-        return [self.writer, self.revive, self.pop_polling, self.notification_polling]
+        return [self.writer, self.revive, self.orderly_persist, self.pop_polling, self.notification_polling]
 
     async def on_stop(self) -> None:
         """Held requests are answered first, revive stops before the writer (it writes through it), and
@@ -119,6 +127,15 @@ class PopService(Service):
             for group in polling.groups_of(topic):
                 polling.notify_arrival(topic, group, req.queue_id, req.tags_code, req.properties)
 
+    def _wake_later(self, topic: str, group: str, queue_id: int, delay_s: float) -> None:
+        for polling in (self.pop_polling, self.notification_polling):
+            polling.wake_later(delay_s, topic, group, queue_id)
+
+    def _on_fifo_batch(self, topic: str, group: str, queue_id: int, visible_at_ms: int) -> None:
+        """A FIFO batch blocks its queue: wake the group's pollers when it becomes visible again
+        (upstream ``enableNotifyAfterPopOrderLockRelease``)."""
+        self._wake_later(topic, group, queue_id, max(0, visible_at_ms - self.env.now()) / 1000)
+
     def drop_connection(self, conn_id: int) -> None:
         self.pop_polling.drop_connection(conn_id)
         self.notification_polling.drop_connection(conn_id)
@@ -127,6 +144,7 @@ class PopService(Service):
         """A server-side reset: pops in flight on the queue no longer move its offset (their checkpoints
         still revive unacked messages); the next pop of the queue starts at the reset offset."""
         self.pop_offsets.forget((topic, group, queue_id))
+        self.orderly.clear((topic, group, queue_id))
 
     def _learn_retry_topic(self, retry_topic: str, group: str, topic: str) -> None:
         self.popper.retry_topics.setdefault(retry_topic, (group, topic))

@@ -70,3 +70,19 @@ async def test_timeouts_and_closed_connections_keep_the_count_exact() -> None:
     assert svc.drop_connection(2) == 1 and mine.result() == WakeReason.CLOSED
     assert svc.parked_count == 0 and svc.polling_num(KEY) == 0
     await svc.stop()
+
+
+async def test_scheduled_wake_up_for_an_unblocking_fifo_queue() -> None:
+    svc, clock = await started()
+    held = svc.park(("T", "G", 0), 60_000, 1)
+    assert held is not None
+    svc.wake_later(2.0, "T", "G", 0)
+    await clock.advance(1.0)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not held.done()
+    await clock.advance(1.5)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert held.result() == WakeReason.MESSAGE
+    await svc.stop()
