@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from orbitmq.admin.cluster import ClusterAdmin
 from orbitmq.admin.messages import MessageAdmin
+from orbitmq.admin.modes import ModeAdmin
 from orbitmq.admin.offsets import OffsetAdmin
 
 __all__ = ["AdminClient"]
 
 
-class AdminClient(OffsetAdmin, MessageAdmin, ClusterAdmin):
+class AdminClient(OffsetAdmin, MessageAdmin, ClusterAdmin, ModeAdmin):
     """Everything an operator (or a test) does to a cluster; see the module docstring."""
 
     async def __aenter__(self) -> AdminClient:

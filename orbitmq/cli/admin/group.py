@@ -1,11 +1,19 @@
-"""``orbitmq admin group create|update|delete|list|describe``."""
+"""``orbitmq admin group create|update|delete|list|describe|mode``."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from orbitmq.admin import DEFAULT_CLUSTER, AdminClient, GroupChange, GroupDescription, GroupSettings
+from orbitmq.admin import (
+    DEFAULT_CLUSTER,
+    REQUEST_MODES,
+    AdminClient,
+    GroupChange,
+    GroupDescription,
+    GroupModes,
+    GroupSettings,
+)
 from orbitmq.cli.admin.common import JSON_FLAG, count, fmt_ms, table
 
 __all__ = ["add_parser", "run"]
@@ -46,6 +54,45 @@ def add_parser(nouns: Any) -> None:
     listing.add_argument("--cluster", default=None)
     describe = verbs.add_parser("describe", parents=[JSON_FLAG], help="members, subscriptions, lag per queue")
     describe.add_argument("name")
+    _add_mode_parser(verbs)
+
+
+def _add_mode_parser(verbs: Any) -> None:
+    """``group mode set NAME --topic T --mode PULL|POP [--share N]`` and ``group mode show NAME``
+    (docs/pop-rebalance.md)."""
+    mode = verbs.add_parser("mode", help="per-topic request mode (PULL or POP) of the group")
+    mode_verbs = mode.add_subparsers(dest="mode_verb", required=True)
+    put = mode_verbs.add_parser("set", parents=[JSON_FLAG], help="set a topic's mode on every broker")
+    put.add_argument("name")
+    put.add_argument("--topic", required=True)
+    put.add_argument("--mode", required=True, choices=REQUEST_MODES)
+    put.add_argument("--share", type=count(-1, 10_000, "popShareQueueNum"), default=0, dest="share",
+                     help="POP: popShareQueueNum (≤ 0: every member pops every queue; default 0)")  # fmt: skip
+    put.add_argument("--cluster", default=DEFAULT_CLUSTER)
+    show = mode_verbs.add_parser("show", parents=[JSON_FLAG], help="the modes every broker holds")
+    show.add_argument("name")
+    show.add_argument("--cluster", default=None)
+
+
+def _modes_text(modes: GroupModes) -> str:
+    rows = [[t, b.broker_name, *b.modes[t], "" if modes.consistent(t) else "brokers differ"]
+            for t in modes.topics() for b in modes.brokers if t in b.modes]  # fmt: skip
+    defaults = ", ".join(f"{b.broker_name} {b.default_mode}" for b in modes.brokers)
+    listing = table(["TOPIC", "BROKER", "MODE", "POP-SHARE", "NOTE"], rows)
+    return f"{listing}\n\nother topics: the broker default ({defaults})"
+
+
+async def _mode(admin: AdminClient, args: argparse.Namespace) -> object:
+    if args.mode_verb == "show":
+        modes = await admin.request_modes(args.name, args.cluster)
+        return modes.to_json() if args.json else _modes_text(modes)
+    changes = await admin.set_request_mode(
+        args.name, args.topic, args.mode, pop_share_queue_num=args.share, cluster=args.cluster
+    )
+    if args.json:
+        return {"group": args.name, "brokers": [c.to_json() for c in changes]}
+    rows = [[c.broker_name, c.broker_addr, c.topic, c.mode, c.pop_share_queue_num] for c in changes]
+    return table(["BROKER", "ADDRESS", "TOPIC", "MODE", "POP-SHARE"], rows)
 
 
 def _changes_text(changes: list[GroupChange]) -> str:
@@ -72,6 +119,8 @@ def describe_text(d: GroupDescription) -> str:
 
 
 async def run(admin: AdminClient, args: argparse.Namespace) -> object:
+    if args.verb == "mode":
+        return await _mode(admin, args)
     if args.verb == "list":
         groups = await admin.group_list(args.cluster)
         if args.json:
