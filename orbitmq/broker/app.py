@@ -39,6 +39,7 @@ from orbitmq.broker.rates import BrokerRates
 from orbitmq.broker.registration import BrokerRegistrationService
 from orbitmq.broker.schedule import DelayOffsetManager, ScheduleMessageService
 from orbitmq.broker.stats import BrokerStats
+from orbitmq.broker.timer import TimerCheckpointManager, TimerMessageService, normalize_precision_ms
 from orbitmq.broker.topics import TopicConfig, TopicConfigManager
 from orbitmq.core.clock import Clock, RealClock
 from orbitmq.core.errors import ConfigError
@@ -95,6 +96,7 @@ class BrokerApp(Service):
         self.delay_offsets = DelayOffsetManager(root, self.clock)
         self.request_modes = MessageRequestModeManager(root, self.clock)
         self.assignment: AssignmentHandlers | None = None  # QUERY_ASSIGNMENT & co., made at start
+        self.timer_checkpoints = TimerCheckpointManager(root, self.clock)
         self.consumers = ConsumerManager(cfg, on_change=self._on_consumer_change)
         self.producers = ProducerManager(cfg)
         self.locks = RebalanceLockManager(cfg.rebalance_lock_max_live_time)
@@ -127,6 +129,7 @@ class BrokerApp(Service):
         self.schedule: ScheduleMessageService | None = None
         #: Pop consumption (CK/ACK revive log, revive service); exists once the broker has started.
         self.pop: PopService | None = None
+        self.timer: TimerMessageService | None = None
         self.context: BrokerContext | None = None
         self._store = store
         self._address: str | None = None
@@ -170,6 +173,11 @@ class BrokerApp(Service):
         await store.start()
         levels = self.config.delay_levels_ms
         self.schedule = ScheduleMessageService(store, self.delay_offsets, levels, self.clock)
+        self.timer = TimerMessageService(
+            store, self.timer_checkpoints, self.clock,
+            precision_ms=normalize_precision_ms(self.config.timer_precision_ms),
+            flush_interval_ms=self.config.timer_flush_interval_ms,
+        )  # fmt: skip
         self.context = BrokerContext(
             config=self.config, clock=self.clock, store=store, topics=self.topics,
             subscription_groups=self.subscription_groups, offsets=self.offsets, consumers=self.consumers,
@@ -189,6 +197,7 @@ class BrokerApp(Service):
             self.long_polling,
             self.schedule,
             self.pop,
+            self.timer,
             self.offset_persist,
             self.config_persist,
             self.housekeeping,
@@ -228,6 +237,7 @@ class BrokerApp(Service):
             self.housekeeping.stop,
             *([self.schedule.stop] if self.schedule is not None else []),
             *([self.pop.stop] if self.pop is not None else []),  # before offsets: its last commits count
+            *([self.timer.stop] if self.timer is not None else []),  # writes its progress marker
             self.config_persist.stop,  # after the schedule service: its final delay offsets are written
             self.offset_persist.stop,
             *([self._store.stop] if self._store is not None else []),
@@ -263,6 +273,8 @@ class BrokerApp(Service):
             self.pop.on_message_arriving(req)
         if self.schedule is not None:
             self.schedule.on_message_arriving(req.topic)
+        if self.timer is not None:
+            self.timer.on_dispatch(req)
 
     def _on_topic_change(self, topic: str, config: TopicConfig | None) -> None:
         self.registration.request_registration()

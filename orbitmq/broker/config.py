@@ -64,6 +64,10 @@ class BrokerConfig:
     enable_topic_message_type_check: bool = False
     enable_mixed_message_type: bool = False  # enableMixedMessageType: topics may be created MIXED
     trace_on: bool = True  # traceOn: sent to producers as TRACE_ON
+    timer_wheel_enable: bool = True  # timerWheelEnable (MessageStoreConfig): accept TIMER_* delivery times
+    timer_max_delay_sec: int = 3 * 24 * 3600  # timerMaxDelaySec (MessageStoreConfig): farthest delivery time
+    timer_precision_ms: int = 1000  # timerPrecisionMs (MessageStoreConfig): slot width, 100/200/500/1000
+    timer_flush_interval_ms: int = 1000  # timerFlushIntervalMs (MessageStoreConfig): progress marker period
     region_id: str = "DefaultRegion"  # regionId: sent to producers as MSG_REGION
     default_message_request_mode: str = "PULL"  # defaultMessageRequestMode: PULL | POP, when none was set
     default_pop_share_queue_num: int = -1  # defaultPopShareQueueNum: with a POP default (-1 = all queues)
@@ -154,6 +158,10 @@ BROKER_PROPERTY_NAMES: Final[dict[str, str]] = {
     "initPopOffsetByCheckMsgInMem": "init_pop_offset_by_check_msg_in_mem",
     "popPollingSize": "pop_polling_size",
     "maxPopPollingSize": "max_pop_polling_size",
+    "timerWheelEnable": "timer_wheel_enable",
+    "timerMaxDelaySec": "timer_max_delay_sec",
+    "timerPrecisionMs": "timer_precision_ms",
+    "timerFlushIntervalMs": "timer_flush_interval_ms",
 }
 
 _FIELD_TO_PROPERTY: Final = {v: k for k, v in BROKER_PROPERTY_NAMES.items()}
@@ -176,6 +184,9 @@ _POSITIVE_INTS: Final = (
     "pop_ck_offset_max_queue_size",
     "pop_polling_size",
     "max_pop_polling_size",
+    "timer_max_delay_sec",
+    "timer_precision_ms",
+    "timer_flush_interval_ms",
 )
 
 

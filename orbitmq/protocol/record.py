@@ -108,6 +108,9 @@ class SysFlag(enum.IntFlag):
 
 
 TRANSACTION_MASK = 0xC
+# Plain ints for the decoder's hot path (an IntFlag ``&`` goes through Python-level enum code).
+_BORNHOST_V6 = int(SysFlag.BORNHOST_V6)
+_STOREHOST_V6 = int(SysFlag.STOREHOST_V6)
 
 
 class Prop:
@@ -208,10 +211,15 @@ def _pack_host(host: str, port: int) -> tuple[bytes, bool]:
     return ip.packed + _I32.pack(port), isinstance(ip, ipaddress.IPv6Address)
 
 
+@functools.lru_cache(maxsize=4096)
+def _ip_text(raw: bytes) -> str:
+    # Cached like _pack_host: formatting an address with ipaddress costs more than the rest of a decode.
+    return str(ipaddress.IPv6Address(raw) if len(raw) == 16 else ipaddress.IPv4Address(raw))
+
+
 def _unpack_host(buf: bytes | memoryview, pos: int, v6: bool) -> tuple[tuple[str, int], int]:
     n = 16 if v6 else 4
-    raw = bytes(buf[pos : pos + n])
-    ip = str(ipaddress.IPv6Address(raw) if v6 else ipaddress.IPv4Address(raw))
+    ip = _ip_text(bytes(buf[pos : pos + n]))
     (port,) = _I32.unpack_from(buf, pos + n)
     return (ip, port), pos + n + 4
 
@@ -370,9 +378,9 @@ def decode_record(
             ">iiiqqiq", view, pos + 8
         )
         p = pos + 48
-        born_host, p = _unpack_host(view, p, bool(sys_flag & SysFlag.BORNHOST_V6))
+        born_host, p = _unpack_host(view, p, bool(sys_flag & _BORNHOST_V6))
         (store_ts,) = _I64.unpack_from(view, p)
-        store_host, p = _unpack_host(view, p + 8, bool(sys_flag & SysFlag.STOREHOST_V6))
+        store_host, p = _unpack_host(view, p + 8, bool(sys_flag & _STOREHOST_V6))
         reconsume, prepared, body_len = struct.unpack_from(">iqi", view, p)
         p += 16
         if body_len < 0 or p + body_len > pos + total:

@@ -10,7 +10,9 @@ Upstream behaviour reproduced (remoting-protocol §2.4; apache/rocketmq ``Abstra
 - the broker adds ``UNIQ_KEY`` when the producer did not (ali-ons never does), ``CLUSTER``, ``MSG_REGION``
   and ``TRACE_ON``; a send to ``%RETRY%<group>`` whose reconsume count is past the group's maximum (header
   ``l``, else the group's ``retryMaxTimes``) goes to ``%DLQ%<group>`` with ``DELAY=-1``; a ``DELAY`` level
-  sends the message through ``SCHEDULE_TOPIC_XXXX`` (:mod:`orbitmq.broker.schedule`).
+  sends the message through ``SCHEDULE_TOPIC_XXXX`` (:mod:`orbitmq.broker.schedule`); a future
+  ``TIMER_DELIVER_MS``/``TIMER_DELAY_SEC``/``TIMER_DELAY_MS`` time parks it in ``rmq_sys_wheel_timer``
+  (:mod:`orbitmq.broker.timer`), beyond ``timerMaxDelaySec`` it is MESSAGE_ILLEGAL.
 - with ``enableTopicMessageTypeCheck`` (off by default: upstream only checks in its proxy) a message whose
   type (TRANSACTION / DELAY / FIFO / NORMAL, from its properties) is not the topic's ``message.type`` is
   MESSAGE_ILLEGAL "TopicMessageType validate failed, the expected type is X, but actual type is Y".
@@ -18,8 +20,8 @@ Upstream behaviour reproduced (remoting-protocol §2.4; apache/rocketmq ``Abstra
   ``msgId`` (offset message id; comma-joined for a batch), ``queueId``, ``queueOffset``, ``transactionId``.
 
 Not implemented: transactional half messages (``TRAN_MSG=true``) are refused with NO_PERMISSION, as an
-upstream broker with ``rejectTransactionMessage`` does; a batch with a delay level is MESSAGE_ILLEGAL
-(upstream's store says the same).
+upstream broker with ``rejectTransactionMessage`` does; a batch with a delay level or a delivery time is
+MESSAGE_ILLEGAL (upstream's store says the same of delay levels).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from orbitmq.broker.delay_levels import effective_max_reconsume_times
 from orbitmq.broker.handlers.context import BrokerContext, java_fields
 from orbitmq.broker.schedule import apply_delay_level, delay_level_of
 from orbitmq.broker.stats import message_type
+from orbitmq.broker.timer import TimerVerdict, apply_timer, has_timer_properties
 from orbitmq.broker.topics import (
     DLQ_GROUP_TOPIC_PREFIX,
     RETRY_GROUP_TOPIC_PREFIX,
@@ -272,6 +275,7 @@ class SendHandlers:
             self._retry_or_dead_letter(cmd, header, msg)
         self._broker_properties(props)
         self._refuse_transaction(msg)
+        self._apply_timer(msg)
         apply_delay_level(msg, self.ctx.delay_levels_ms, self.ctx.now_ms)
         result = await self.ctx.store.put_message(msg)
         error = put_status_response(cmd, result, self.ctx.store.config.max_message_size, ext)
@@ -308,6 +312,15 @@ class SendHandlers:
         log.info("message for %s moved to %s (reconsume %d > %d, orderly %s)", header.topic, msg.topic,
                  header.reconsume_times, max_times, orderly)  # fmt: skip
 
+    def _apply_timer(self, msg: MessageToStore) -> None:
+        """Park a message with a future TIMER_* delivery time in the timer topic (orbitmq.broker.timer)."""
+        cfg = self.ctx.config
+        check = apply_timer(msg, self.ctx.now_ms, cfg.timer_max_delay_sec, enabled=cfg.timer_wheel_enable)
+        if check.verdict is TimerVerdict.ILLEGAL:
+            raise BrokerError(ResponseCode.MESSAGE_ILLEGAL, check.remark)
+        if check.verdict is TimerVerdict.DISABLED:
+            raise BrokerError(ResponseCode.SYSTEM_ERROR, check.remark)
+
     def _refuse_transaction(self, msg: MessageToStore) -> None:
         prepared = msg.properties.get(Prop.TRAN_MSG, "").lower() == "true" or (
             msg.sys_flag & TRANSACTION_MASK == SysFlag.TRANSACTION_PREPARED
@@ -333,6 +346,8 @@ class SendHandlers:
         self._check_message_type(header.topic, tc, batch_props)
         if delay_level_of(batch_props) > 0:
             raise BrokerError(ResponseCode.MESSAGE_ILLEGAL, "a batch cannot carry a delay level")
+        if has_timer_properties(batch_props):
+            raise BrokerError(ResponseCode.MESSAGE_ILLEGAL, "a batch cannot carry a delivery time")
         if header.sys_flag & TRANSACTION_MASK:
             raise BrokerError(ResponseCode.MESSAGE_ILLEGAL, "a batch cannot hold transactional messages")
         try:
@@ -346,6 +361,8 @@ class SendHandlers:
         msgs: list[MessageToStore] = []
         for flag, body, inner_props in entries:
             self._check_body(body)
+            if has_timer_properties(inner_props):
+                raise BrokerError(ResponseCode.MESSAGE_ILLEGAL, "a batch cannot carry a delivery time")
             props = {**inner_props, **batch_props}
             self._broker_properties(props)
             msgs.append(
