@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from orbitmq.broker.pop.buffer import BufferedCheckpoint, PopBufferMergeService
 from orbitmq.broker.pop.env import PopEnv
 from orbitmq.broker.pop.inflight import PopEntry, PopOffsets
 from orbitmq.broker.pop.records import AckMsg, PopCheckPoint, ack_message, ck_message
@@ -42,15 +43,34 @@ class CheckpointStore:
         self.env = env
         self.writer = writer
         self.pop_offsets = pop_offsets
+        self.buffer = PopBufferMergeService(env, self._flush_buffered, pop_offsets.complete)
 
     def checkpoint(
         self, ck: PopCheckPoint, revive_qid: int, entry: PopEntry
     ) -> asyncio.Future[PutResult] | None:
-        """Persist the checkpoint of a pop; ``entry`` completes when it is stored. Returns the future the
-        request must wait for (synchronous mode, or back-pressure), else None."""
+        """Persist the checkpoint of a pop (or keep it in the merge buffer); ``entry`` completes when it is
+        stored or fully acked. Returns the future the request must wait for (synchronous mode, or
+        back-pressure), else None."""
+        if self.buffer.add(ck, revive_qid, entry):
+            return None
+        return self._write_checkpoint(ck, revive_qid, entry, asynchronous=self.env.config.append_ck_async)
+
+    def _flush_buffered(self, buffered: BufferedCheckpoint) -> None:
+        """A checkpoint leaves the merge buffer: write it, then the acks it gathered (after it in the log).
+        No request waits for these writes."""
+        self._write_checkpoint(buffered.ck, buffered.revive_qid, buffered.entry, asynchronous=True)
+        offsets = buffered.acked_offsets()
+        if offsets:
+            ck = buffered.ck
+            ack = AckMsg(ck.start_offset, ck.cid, ck.topic, ck.queue_id, ck.pop_time, ck.broker_name, offsets)
+            self._write_ack(ack, buffered.revive_qid, asynchronous=True)
+
+    def _write_checkpoint(
+        self, ck: PopCheckPoint, revive_qid: int, entry: PopEntry, *, asynchronous: bool
+    ) -> asyncio.Future[PutResult] | None:
         env = self.env
         msg = ck_message(ck, env.revive_topic, revive_qid, env.store_host, env.now())
-        fut, wait = self.writer.start_write(msg, asynchronous=env.config.append_ck_async)
+        fut, wait = self.writer.start_write(msg, asynchronous=asynchronous)
         env.stats.checkpoints_written += 1
 
         def stored(ok: bool) -> None:
@@ -72,9 +92,17 @@ class CheckpointStore:
         return self.writer.start_write(msg, asynchronous=asynchronous)
 
     def ack(self, ack: AckMsg, revive_qid: int) -> asyncio.Future[PutResult] | None:
-        """Persist an ack (single or batch); returns the future to wait for, or None (asynchronous)."""
+        """Persist an ack (single or batch), or merge it into its buffered checkpoint; returns the future to
+        wait for, or None."""
+        if self.buffer.add_ack(ack):
+            return None
+        return self._write_ack(ack, revive_qid, asynchronous=self.env.config.append_ack_async)
+
+    def _write_ack(
+        self, ack: AckMsg, revive_qid: int, *, asynchronous: bool
+    ) -> asyncio.Future[PutResult] | None:
         env = self.env
         msg = ack_message(ack, env.revive_topic, revive_qid, env.store_host, env.now())
-        fut, wait = self.writer.start_write(msg, asynchronous=env.config.append_ack_async)
+        fut, wait = self.writer.start_write(msg, asynchronous=asynchronous)
         env.stats.acks_written += 1
         return fut if wait else None

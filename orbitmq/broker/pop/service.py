@@ -101,7 +101,14 @@ class PopService(Service):
         await self.notification_polling.stop()
 
     def _services(self) -> list[Service]:
-        return [self.writer, self.revive, self.orderly_persist, self.pop_polling, self.notification_polling]
+        return [
+            self.writer,
+            self.revive,
+            self.checkpoints.buffer,  # stops before revive and writer: it writes what it holds
+            self.orderly_persist,
+            self.pop_polling,
+            self.notification_polling,
+        ]
 
     async def on_stop(self) -> None:
         """Held requests are answered first, revive stops before the writer (it writes through it), and

@@ -144,6 +144,21 @@ async def send_many(c: Cluster, topic: str, n: int, *, queue_id: int = 0, tags: 
         assert (await c.send(topic, f"{prefix}{i}".encode(), queue_id=queue_id, tags=tags)).code == 0
 
 
+#: Broker settings every pop scenario of test_pop_modes.py runs under.
+MODES = {
+    "sync": {},
+    "async": {"append_ck_async": True, "append_ack_async": True},
+    "merge": {"enable_pop_buffer_merge": True},
+    "merge-async": {"enable_pop_buffer_merge": True, "append_ck_async": True, "append_ack_async": True},
+}
+
+
+@pytest.fixture(params=sorted(MODES))
+async def moded(request: pytest.FixtureRequest, make_cluster: Callable[..., Awaitable[Cluster]]) -> Cluster:
+    """A FakeClock broker in each CK/ACK mode: synchronous, asynchronous, merge buffer, both."""
+    return await make_cluster(clock=FakeClock(), **MODES[request.param])
+
+
 @pytest.fixture
 async def fake(make_cluster: Callable[..., Awaitable[Cluster]]) -> Cluster:
     """A broker on a FakeClock: pop times, invisibility and revive are driven by ``clock.advance``."""
@@ -161,5 +176,6 @@ async def revive(c: Cluster, advance_s: float = 0.0) -> int:
     if advance_s:
         assert isinstance(clock, FakeClock)
         await clock.advance(advance_s)
+    pop_service.checkpoints.buffer.scan()  # the buffer's own task may not have run yet after the jump
     await pop_service.revive.revive_once()
     return stats.revived_messages + stats.dead_lettered - before
