@@ -128,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--messages", type=int, default=20_000, help="messages filtered per pass")
     bf.add_argument("--rounds", type=int, default=5, help="passes per measurement (the best one counts)")
     bf.add_argument("--quick", action="store_true", help="a few hundred messages, one pass (for tests)")
+    bc = bsub.add_parser("consume", help="SDK push consumers vs Redis Streams XREADGROUP+XACK")
+    bc.add_argument("--backlog", type=int, default=20_000, help="messages the drain run consumes")
+    bc.add_argument("--rate", type=int, default=2000, help="open-loop send rate, messages/s")
+    bc.add_argument("--seconds", type=float, default=10.0, help="steady open-loop run before the leaves")
+    bc.add_argument("--rounds", type=int, default=3, help="times a member of the group of 4 leaves")
+    bc.add_argument("--quick", action="store_true", help="a few seconds, to check the benchmark works")
     add_admin_parser(sub)
     return parser
 
@@ -341,6 +347,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             from orbitmq.cli.bench.filter import run_filter_bench
 
             print(json.dumps(run_filter_bench(args.messages, args.rounds, args.quick), indent=2))
+            return 0
+        if args.command == "bench" and args.workload == "consume":
+            from orbitmq.cli.bench.consume import ConsumeBenchParams, run_consume_bench
+
+            params = (
+                ConsumeBenchParams.quick()
+                if args.quick
+                else ConsumeBenchParams(args.backlog, args.rate, args.seconds, args.rounds)
+            )
+            print(json.dumps(run_consume_bench(params), indent=2))
             return 0
     except ConfigError as exc:
         print(f"orbitmq: configuration error: {exc}", file=sys.stderr)

@@ -40,6 +40,8 @@ FLOW_CONTROL_DELAY_S = 0.05
 PULL_ERROR_DELAY_S = 3.0
 LOCAL_RETRY_DELAY_S = 5.0
 PULL_MAX_IDLE_S = 120.0
+#: How long a shutdown waits for concurrent listeners still running.
+SHUTDOWN_WAIT_S = 10.0
 #: ``maxReconsumeTimes`` -1 means 16 for concurrent listeners (the broker's default) and unlimited for
 #: orderly ones, as in the Java client.
 DEFAULT_MAX_RECONSUME_TIMES = 16
@@ -143,21 +145,27 @@ class PushConsumer(ConsumerBase):
             await self._orderly.start()
 
     async def shutdown(self) -> None:
+        """Stop pulling, let the messages in hand finish (concurrent: up to ``SHUTDOWN_WAIT_S``; orderly: the
+        one in each listener), persist the offsets past them, unlock, unregister."""
         await self._leave()
         await self.pop_consumption.stop()  # handlers in progress finish and ack
         if self._orderly is not None:
             await self._orderly.stop()
-        for pq in self.process_queues.values():
-            pq.drop()
+        pqs = list(self.process_queues.values())
+        for pq in pqs:
             if pq.pull_task is not None:
                 pq.pull_task.cancel()
+            if self._orderly is not None:
+                pq.drop()  # its loop stops after the message in hand (whose offset it still commits)
         await asyncio.gather(
-            *(t for pq in self.process_queues.values() for t in (pq.pull_task, pq.consume_task) if t),
+            *(t for pq in pqs for t in (pq.pull_task, pq.consume_task) if t),
             *self._releasing.values(),
             return_exceptions=True,
         )
-        if self._consume_tasks:
-            await asyncio.wait(set(self._consume_tasks), timeout=10)
+        if self._consume_tasks:  # not dropped yet, so what finishes now still moves the offsets
+            await asyncio.wait(set(self._consume_tasks), timeout=SHUTDOWN_WAIT_S)
+        for pq in pqs:
+            pq.drop()
         await self.persist_offsets(include_dropped=True)
         if self._orderly is not None and self.clustering:
             await self._orderly.unlock(list(self.process_queues))

@@ -118,3 +118,40 @@ async def test_failing_listener_redelivers_with_growing_reconsume_times_then_dlq
             await c.shutdown()
     assert seen[:3] == [0, 1, 2]
     assert dlq.subscribe_queues
+
+
+async def test_clean_shutdown_finishes_and_commits_what_it_holds_so_the_successor_repeats_nothing(
+    cluster: Cluster,
+) -> None:
+    from .conftest import create_topic
+
+    await create_topic(cluster, "TopicBye", 2)
+    got: list[tuple[str, str]] = []
+
+    def slow(name: str):  # type: ignore[no-untyped-def]
+        async def listener(m: MessageExt) -> None:
+            got.append((name, m.msg_id))
+            await asyncio.sleep(0.1)
+
+        return listener
+
+    group = []
+    for name in ("a", "b"):
+        c = PushConsumer("CG-BYE", [cluster.ns], consume_from_where=ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET,
+                         long_poll_s=1.0, consume_concurrency=2, instance_name=name)  # fmt: skip
+        c.subscribe("TopicBye")
+        c.register_listener(slow(name))
+        await c.start()
+        group.append(c)
+    a, b = group
+    await _until(lambda: sorted(_owners(group)) == [MessageQueue("TopicBye", "broker-a", q) for q in (0, 1)])
+    async with Producer("PG", [cluster.ns]) as p:
+        sent = [await p.send(Message("TopicBye", f"{i}".encode())) for i in range(20)]
+    await _until(lambda: sum(1 for n, _ in got if n == "a") >= 2)  # a is busy with its queue
+    await a.shutdown()  # its listeners finish what it pulled; the offsets past them are committed
+    try:
+        await _until(lambda: len({i for _, i in got}) >= 20)
+        await asyncio.sleep(0.3)  # a duplicate would arrive right after the take-over
+    finally:
+        await b.shutdown()
+    assert sorted(i for _, i in got) == sorted(s.msg_id for s in sent)  # each exactly once
