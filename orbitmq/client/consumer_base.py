@@ -105,18 +105,23 @@ class ConsumerBase:
     async def _join(self) -> None:
         """Learn routes, heartbeat, take queues, then start the timers."""
         await self.offset_store.load()
-        for topic in self.subscriptions:
-            with contextlib.suppress(BrokerError):
-                await self.instance.route(topic)
+        await self._learn_routes(refresh=False)
         await self.heartbeat()
-        for topic in self.subscriptions:  # a retry topic exists once the broker saw the heartbeat
-            with contextlib.suppress(BrokerError):
-                await self.instance.route(topic, refresh=True)
+        await self._learn_routes(refresh=True)  # a retry topic exists once the broker saw the heartbeat
         balanced = await self.rebalance()
         if not balanced:
             self.rebalance_service.first_delay_s = REBALANCE_RETRY_S
         for svc in self._services():
             await svc.start()
+
+    async def _learn_routes(self, *, refresh: bool) -> None:
+        """Routes of the subscribed topics. A failure is not fatal (as in the Java client): the rebalance
+        and heartbeat timers ask again, and a round that could not route retries after 1 s."""
+        for topic in self.subscriptions:
+            try:
+                await self.instance.route(topic, refresh=refresh)
+            except (BrokerError, ClientError) as exc:
+                log.info("%s: no route for %s yet: %s", self.group, topic, exc)
 
     def _services(self) -> list[Periodic]:
         services = [self.rebalance_service, self.heartbeat_service]

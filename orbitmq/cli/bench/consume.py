@@ -33,7 +33,7 @@ from orbitmq.cli.bench.common import machine
 from orbitmq.cli.bench.redis_peer import RedisServer, RedisUnavailable, latency_summary, xreadgroup_xack
 from orbitmq.cli.bench.servers import standalone_process
 from orbitmq.client import ConsumeFromWhere, Message, MessageQueue, Producer, PushConsumer
-from orbitmq.core.errors import BrokerError
+from orbitmq.core.errors import BrokerError, ClientError
 
 __all__ = ["ConsumeBenchParams", "run_consume_bench"]
 
@@ -129,7 +129,7 @@ async def _create_topic(ns: str, producer: Producer, topic: str) -> list[Message
     async with AdminClient(ns) as admin:
         await admin.create_topic(topic, queues=QUEUES)
     for _ in range(200):
-        with contextlib.suppress(BrokerError):
+        with contextlib.suppress(BrokerError, ClientError):
             route = await producer.instance.route(topic, refresh=True)
             if len(route.subscribe_queues) == QUEUES:
                 return sorted(route.subscribe_queues)
