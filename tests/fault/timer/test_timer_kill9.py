@@ -27,7 +27,8 @@ COUNT = 300
 async def start_standalone(data: Path) -> tuple[asyncio.subprocess.Process, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "orbitmq.cli", "standalone", "--data-dir", str(data), "--namesrv-port", "0",
-        "--broker-port", "0", "--flush-disk-type", "SYNC_FLUSH", "--log-level", "WARNING",
+        "--broker-port", "0", "--proxy-port", "0", "--metrics-port", "0", "--flush-disk-type", "SYNC_FLUSH",
+        "--log-level", "WARNING",
         "--set", "timerFlushIntervalMs=60000", stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert proc.stdout is not None
