@@ -23,7 +23,7 @@ from orbitmq.cli.admin.common import Outcome
 from orbitmq.core.errors import BrokerError, OrbitError
 from orbitmq.protocol.codes import ResponseCode
 
-__all__ = ["add_admin_parser", "run_admin"]
+__all__ = ["add_admin_parser", "execute", "run_admin"]
 
 _Runner = Callable[[AdminClient, argparse.Namespace], Awaitable[object]]
 _RUNNERS: dict[str, _Runner] = {
@@ -68,20 +68,27 @@ async def _run(args: argparse.Namespace) -> object:
         return await _RUNNERS[args.noun](admin, args)
 
 
-def run_admin(args: argparse.Namespace) -> int:
+async def execute(args: argparse.Namespace) -> tuple[int, str, str]:
+    """Run a parsed ``admin`` command: (exit code, stdout text, stderr text). The servers may run on the
+    caller's event loop (tests run the documented examples this way)."""
     sync_source = args.noun == "offset" and args.verb == "sync" and args.from_namesrv
     if not args.namesrv and not sync_source:
-        print("orbitmq admin: --namesrv (or NAMESRV_ADDR) is required", file=sys.stderr)
-        return 2
+        return 2, "", "orbitmq admin: --namesrv (or NAMESRV_ADDR) is required"
     try:
-        result = asyncio.run(_run(args))
+        result = await _run(args)
     except BrokerError as exc:
-        print(f"orbitmq admin: {_code_name(exc.code)} ({exc.code}): {exc.remark}", file=sys.stderr)
-        return 1
+        return 1, "", f"orbitmq admin: {_code_name(exc.code)} ({exc.code}): {exc.remark}"
     except OrbitError as exc:
-        print(f"orbitmq admin: {exc}", file=sys.stderr)
-        return 1
+        return 1, "", f"orbitmq admin: {exc}"
     outcome = result if isinstance(result, Outcome) else Outcome(result)
     value = outcome.value
-    print(value if isinstance(value, str) else json.dumps(value, indent=2))
-    return outcome.exit_code
+    return outcome.exit_code, value if isinstance(value, str) else json.dumps(value, indent=2), ""
+
+
+def run_admin(args: argparse.Namespace) -> int:
+    code, out, err = asyncio.run(execute(args))
+    if out:
+        print(out)
+    if err:
+        print(err, file=sys.stderr)
+    return code

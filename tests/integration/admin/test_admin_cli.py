@@ -7,7 +7,13 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+from orbitmq.cli.admin import execute
+from orbitmq.cli.main import build_parser
 from tests.integration.admin.conftest import TwoBrokers
+
+pytestmark = pytest.mark.slow  # each command is a Python process (seconds on a loaded machine)
 
 CMD = [sys.executable, "-m", "orbitmq.cli", "admin"]
 
@@ -48,3 +54,26 @@ async def test_cli_exit_codes(two_brokers: TwoBrokers) -> None:
     assert usage.returncode == 2
     no_name = await run("--namesrv", ns, "topic", "delete")
     assert no_name.returncode == 2
+
+
+async def test_cli_offset_commands_exit_codes(two_brokers: TwoBrokers, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ns = two_brokers.namesrv.addr
+    with pytest.raises(SystemExit) as usage:  # both positions: argparse's usage error
+        build_parser().parse_args(["admin", "--namesrv", ns, "offset", "reset", "--group", "G", "--topic", "T",
+                                   "--offset", "1", "--timestamp", "0"])  # fmt: skip
+    assert usage.value.code == 2
+    no_ns = build_parser().parse_args(["admin", "offset", "show", "--group", "G"])
+    no_ns.namesrv = None  # as when NAMESRV_ADDR is not set either
+    assert (await execute(no_ns))[0] == 2
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "something else"}')
+    refused = await run("--namesrv", ns, "offset", "import", str(bad))
+    assert refused.returncode == 1 and "not an offset export" in refused.stderr
+    doc = {"format": "orbitmq-offsets", "version": 1, "exportedAt": 0, "source": "x",
+           "offsets": [{"group": "G", "topic": "NoSuchTopic", "brokerName": "broker-a", "queueId": 0, "offset": 3}]}  # fmt: skip
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps(doc))
+    skipped = await run("--namesrv", ns, "offset", "import", str(partial), "--json")
+    assert skipped.returncode == 1, skipped.stderr
+    (change,) = json.loads(skipped.stdout)["changes"]
+    assert change["skipped"] and "does not exist" in change["how"]
