@@ -200,6 +200,7 @@ class RequestModeCache:
         self._seq = 0
         #: Every change of a known topic's mode, as (topic, old, new) (tests and metrics read it).
         self.history: list[tuple[str, TopicMode | None, TopicMode]] = []
+        self._share_known: set[str] = set()
 
     def get(self, topic: str) -> TopicMode | None:
         if topic.startswith(RETRY_PREFIX):
@@ -208,6 +209,10 @@ class RequestModeCache:
 
     def snapshot(self) -> dict[str, TopicMode]:
         return dict(self._modes)
+
+    def share_known(self, topic: str) -> bool:
+        """True when the share came from a table or a push (an assignment answer does not carry it)."""
+        return topic in self._share_known
 
     def begin_read(self) -> int:
         """Call before sending a request whose answer will feed :meth:`apply_table`/:meth:`apply_assignment`."""
@@ -225,6 +230,7 @@ class RequestModeCache:
         """A broker pushed ``mode``; True if it changed anything."""
         self._seq += 1
         self._pushed_at[topic] = self._seq
+        self._share_known.add(topic)
         return self._set(topic, mode)
 
     def _superseded(self, topic: str, token: int) -> bool:
@@ -239,6 +245,7 @@ class RequestModeCache:
         for topic in topics:
             if topic.startswith(RETRY_PREFIX) or self._superseded(topic, token):
                 continue
+            self._share_known.add(topic)
             if self._set(topic, modes.get(topic, default)):
                 changed.append(topic)
         return changed
@@ -252,6 +259,8 @@ class RequestModeCache:
         if known is not None and known.mode is assignment.mode:
             return False
         share = known.pop_share_queue_num if known is not None else 0
+        if known is None:
+            self._share_known.discard(topic)
         return self._set(topic, TopicMode(assignment.mode, share))
 
 
@@ -311,7 +320,7 @@ class _PopInputs:
     cids: tuple[str, ...]
     queues: frozenset[MessageQueue]
     mode: TopicMode
-    round: int
+    at: float  # clock() when asked
 
 
 _STRATEGY_NAMES: Final = {"averagely": "AVG", "averagely_by_circle": "AVG_BY_CIRCLE"}
@@ -327,12 +336,12 @@ class ModeAwareRebalance:
         pop: PopAssignee,
         *,
         reconcile_interval_s: float = 30.0,
-        pop_refresh_rounds: int = 5,
+        pop_refresh_s: float = 120.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.host, self.policy, self.pop = host, policy, pop
         self.reconcile_interval_s = reconcile_interval_s
-        self.pop_refresh_rounds = pop_refresh_rounds
+        self.pop_refresh_s = pop_refresh_s
         self.clock = clock
         self.cache = RequestModeCache()
         self.counters = RebalanceCounters()
@@ -489,7 +498,10 @@ class ModeAwareRebalance:
                 mode = self.cache.get(topic)
             if mode is not None:
                 (pop if mode.pop else pull).append(topic)
-        for topic in pull:  # first: these need no broker decision, so they never wait for POP topics
+        # PULL topics first (they need no broker decision, so they never wait behind POP topics), every
+        # share decided before any is applied, and applied together: no topic waits for another's offsets.
+        shares: dict[str, set[MessageQueue]] = {}
+        for topic in pull:
             await self.pop.assign(topic, set(), PULL_MODE)
             try:
                 mine = await self._local_share(topic, cids)
@@ -497,8 +509,10 @@ class ModeAwareRebalance:
                 log.info("%s: rebalance of %s skipped: %s", self.host.group, topic, exc)
                 balanced = False
                 continue
-            if mine is not None and not await self.host.update_queues(topic, mine):
-                balanced = False
+            if mine is not None:
+                shares[topic] = mine
+        applied = await asyncio.gather(*(self.host.update_queues(t, mine) for t, mine in shares.items()))
+        balanced = all(applied) and balanced
         for topic in pop:
             await self.host.update_queues(topic, set())  # given up for pulling (offsets committed)
             if await self._pop_query_needed(topic, cids):
@@ -544,14 +558,19 @@ class ModeAwareRebalance:
         inputs = self._inputs.get(topic)
         if topic in self._dirty or inputs is None:
             return True
-        if self.counters.rounds - inputs.round >= self.pop_refresh_rounds:
+        if self.clock() - inputs.at >= self.pop_refresh_s:
             return True
         try:
             route = await self._route(topic)
             members = await self._members(route, cids)
         except OrbitError:
             return True
-        current = (members, frozenset(route.subscribe_queues), self.cache.get(topic))
+        mode = self.cache.get(topic)
+        if mode is not None and mode.pop_share_queue_num <= 0 and self.cache.share_known(topic):
+            # Every member pops every queue whoever the members are (allocate4Pop): a member change moves
+            # nothing, only the brokers of the route and the mode matter.
+            members = inputs.cids
+        current = (members, frozenset(route.subscribe_queues), mode)
         return current != (inputs.cids, inputs.queues, inputs.mode)
 
     async def _query(self, topic: str, cids: dict[str, tuple[str, ...]] | None) -> bool:
@@ -599,7 +618,7 @@ class ModeAwareRebalance:
                     members = await self._members(route, cids)
                 except OrbitError:
                     return True  # no inputs remembered: the next round asks again
-                inputs = _PopInputs(members, frozenset(route.subscribe_queues), mode, self.counters.rounds)
+                inputs = _PopInputs(members, frozenset(route.subscribe_queues), mode, self.clock())
                 self._inputs[topic] = inputs
             return True
         await self.pop.assign(topic, set(), mode)
