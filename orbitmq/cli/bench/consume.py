@@ -47,7 +47,7 @@ _HEAD = struct.Struct(">qq")  # send time (ns since the epoch), sequence number
 @dataclass(frozen=True)
 class ConsumeBenchParams:
     backlog: int = 20_000
-    rate: int = 2000
+    rate: int = 500
     seconds: float = 10.0
     rounds: int = 3
 
