@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--quick", action="store_true", help="a few hundred messages, one pass (for tests)")
     bc = bsub.add_parser("consume", help="SDK push consumers vs Redis Streams XREADGROUP+XACK")
     bc.add_argument("--backlog", type=int, default=20_000, help="messages the drain run consumes")
-    bc.add_argument("--rate", type=int, default=2000, help="open-loop send rate, messages/s")
+    bc.add_argument("--rate", type=int, default=500, help="open-loop send rate, messages/s")
     bc.add_argument("--seconds", type=float, default=10.0, help="steady open-loop run before the leaves")
     bc.add_argument("--rounds", type=int, default=3, help="times a member of the group of 4 leaves")
     bc.add_argument("--quick", action="store_true", help="a few seconds, to check the benchmark works")

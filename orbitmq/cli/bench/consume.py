@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import statistics
 import struct
 import time
@@ -47,13 +48,51 @@ _HEAD = struct.Struct(">qq")  # send time (ns since the epoch), sequence number
 @dataclass(frozen=True)
 class ConsumeBenchParams:
     backlog: int = 20_000
-    rate: int = 2000
+    rate: int = 500
     seconds: float = 10.0
     rounds: int = 3
 
     @classmethod
     def quick(cls) -> ConsumeBenchParams:
         return cls(backlog=500, rate=300, seconds=1.5, rounds=1)
+
+
+def children_cpu_s() -> float:
+    """CPU seconds used so far by this process's child processes (the server under test), from /proc;
+    0.0 where /proc is not there."""
+    total = 0
+    me = str(os.getpid())
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[1] == me:  # field 4 (ppid), counted after the ")" that ends the command name
+            total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class CpuMeter:
+    """CPU of this process (the clients) and of its children (the server) between start() and stop()."""
+
+    client_s: float = 0.0
+    server_s: float = 0.0
+
+    def start(self) -> None:
+        self._c0, self._s0 = time.process_time(), children_cpu_s()
+
+    def stop(self) -> None:
+        self.client_s, self.server_s = time.process_time() - self._c0, children_cpu_s() - self._s0
+
+    def per_message_us(self, messages: int) -> dict[str, float | None]:
+        if not messages:
+            return {"client_cpu_us_per_msg": None, "server_cpu_us_per_msg": None}
+        return {"client_cpu_us_per_msg": round(self.client_s / messages * 1e6),
+                "server_cpu_us_per_msg": round(self.server_s / messages * 1e6)}  # fmt: skip
 
 
 def _body(seq: int) -> bytes:
@@ -88,6 +127,8 @@ class OpenLoop:
     ) -> None:
         self.send, self.rate, self.inflight_max = send, rate, inflight_max
         self.sent = self.errors = self.late = 0
+        #: How long each send took to be acknowledged (the produce half of the end-to-end latency).
+        self.send_latencies: list[float] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
@@ -118,10 +159,13 @@ class OpenLoop:
                 await asyncio.wait_for(self._stop.wait(), 0.005)
 
     async def _one(self, seq: int) -> None:
+        t0 = time.perf_counter()
         try:
             await self.send(_body(seq))
         except Exception:
             self.errors += 1
+        else:
+            self.send_latencies.append(time.perf_counter() - t0)
 
 
 # -- OrbitMQ -----------------------------------------------------------------------------------------------
@@ -180,10 +224,13 @@ async def _orbit_live(ns: str, producer: Producer, p: ConsumeBenchParams) -> dic
         await c.start()
     await _until(lambda: _owned(group, topic) == queues)
     load = OpenLoop(lambda body: producer.send(Message(topic, body)), p.rate)
+    meter = CpuMeter()
+    meter.start()
     start_ns = time.time_ns()
     load.start()
     await asyncio.sleep(p.seconds)
     steady_end_ns = time.time_ns()
+    meter.stop()
     rounds = []
     for _ in range(p.rounds):
         leaving = group.pop()
@@ -203,7 +250,7 @@ async def _orbit_live(ns: str, producer: Producer, p: ConsumeBenchParams) -> dic
         await _until(lambda: len(receipts.seqs) >= load.sent - load.errors, 30, 0.05)
     for c in group:
         await c.shutdown()
-    return _live_result(load, receipts, start_ns, steady_end_ns, rounds, p)
+    return _live_result(load, receipts, start_ns, steady_end_ns, rounds, p, meter)
 
 
 def _live_result(
@@ -213,6 +260,7 @@ def _live_result(
     steady_end_ns: int,
     rounds: Sequence[tuple[int, float | None]],
     p: ConsumeBenchParams,
+    meter: CpuMeter,
 ) -> dict[str, Any]:
     steady = receipts.between(start_ns, steady_end_ns)
     out_rounds = []
@@ -224,10 +272,12 @@ def _live_result(
     return {
         "open_loop": {"rate": p.rate, "seconds": p.seconds, "received": len(steady),
                       **latency_summary(lat for lat in steady),
-                      "max_ms": round(max(steady) * 1000, 3) if steady else None},
+                      "max_ms": round(max(steady) * 1000, 3) if steady else None,
+                      **meter.per_message_us(len(steady))},
         "takeover": {"rounds": out_rounds,
                      "converge_s_median": round(statistics.median(converged), 3) if converged else None,
                      "converge_s_max": max(converged) if converged else None},
+        "send_ack": latency_summary(load.send_latencies),
         "sent": load.sent, "send_errors": load.errors, "sent_late": load.late,
         "lost": max(0, load.sent - load.errors - len(receipts.seqs)), "duplicates": receipts.duplicates,
     }  # fmt: skip
@@ -281,10 +331,13 @@ async def _redis_live(url: str, p: ConsumeBenchParams) -> dict[str, Any]:
         join(i)
     producer = aioredis.Redis.from_url(url, max_connections=64)
     load = OpenLoop(lambda body: producer.xadd(stream, {"body": body}), p.rate, inflight_max=64)
+    meter = CpuMeter()
+    meter.start()
     start_ns = time.time_ns()
     load.start()
     await asyncio.sleep(p.seconds)
     steady_end_ns = time.time_ns()
+    meter.stop()
     rounds: list[tuple[int, float | None]] = []
     for r in range(p.rounds):
         leave_ns = time.time_ns()
@@ -301,7 +354,7 @@ async def _redis_live(url: str, p: ConsumeBenchParams) -> dict[str, Any]:
     await asyncio.gather(*tasks)
     await producer.aclose()
     await admin.aclose()
-    return _live_result(load, receipts, start_ns, steady_end_ns, rounds, p)
+    return _live_result(load, receipts, start_ns, steady_end_ns, rounds, p, meter)
 
 
 async def _redis(p: ConsumeBenchParams) -> dict[str, Any]:
