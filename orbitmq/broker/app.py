@@ -41,6 +41,7 @@ from orbitmq.broker.schedule import DelayOffsetManager, ScheduleMessageService
 from orbitmq.broker.stats import BrokerStats
 from orbitmq.broker.timer import TimerCheckpointManager, TimerMessageService, normalize_precision_ms
 from orbitmq.broker.topics import TopicConfig, TopicConfigManager
+from orbitmq.broker.transaction import TransactionalMessageService
 from orbitmq.core.clock import Clock, RealClock
 from orbitmq.core.errors import ConfigError
 from orbitmq.core.service import Service
@@ -130,6 +131,7 @@ class BrokerApp(Service):
         #: Pop consumption (CK/ACK revive log, revive service); exists once the broker has started.
         self.pop: PopService | None = None
         self.timer: TimerMessageService | None = None
+        self.transactions: TransactionalMessageService | None = None
         self.context: BrokerContext | None = None
         self._store = store
         self._address: str | None = None
@@ -191,6 +193,9 @@ class BrokerApp(Service):
             self.config, self.clock, store, self.topics, self.subscription_groups, self.offsets,
             self.consumers, store.config.store_host,
         )  # fmt: skip
+        self.transactions = TransactionalMessageService(
+            store, self.offsets, self.producers, self.topics, self.config, self.clock
+        )
         store.add_dispatch_listener(self._on_dispatch)
         self.topics.add_listener(self._on_topic_change)
         for svc in (
@@ -198,13 +203,14 @@ class BrokerApp(Service):
             self.schedule,
             self.pop,
             self.timer,
+            self.transactions,  # rebuilt from the half and op queues before any request is served
             self.offset_persist,
             self.config_persist,
             self.housekeeping,
         ):
             await svc.start()
         self.assignment = build_assignment_handlers(self.context, self.request_modes, self.namesrv_client)
-        handlers = {**handler_table(self.context, self.pop), **self.assignment.table()}
+        handlers = {**handler_table(self.context, self.pop, self.transactions), **self.assignment.table()}
         for code, handler in handlers.items():
             self.dispatch.register(code, handler, replace=True)
         self.dispatch.set_default(None)
@@ -238,6 +244,7 @@ class BrokerApp(Service):
             *([self.schedule.stop] if self.schedule is not None else []),
             *([self.pop.stop] if self.pop is not None else []),  # before offsets: its last commits count
             *([self.timer.stop] if self.timer is not None else []),  # writes its progress marker
+            *([self.transactions.stop] if self.transactions is not None else []),  # last ops, progress
             self.config_persist.stop,  # after the schedule service: its final delay offsets are written
             self.offset_persist.stop,
             *([self._store.stop] if self._store is not None else []),

@@ -68,6 +68,14 @@ class BrokerConfig:
     timer_max_delay_sec: int = 3 * 24 * 3600  # timerMaxDelaySec (MessageStoreConfig): farthest delivery time
     timer_precision_ms: int = 1000  # timerPrecisionMs (MessageStoreConfig): slot width, 100/200/500/1000
     timer_flush_interval_ms: int = 1000  # timerFlushIntervalMs (MessageStoreConfig): progress marker period
+    reject_transaction_message: bool = False  # rejectTransactionMessage: refuse half messages (NO_PERMISSION)
+    transaction_timeout: int = 6000  # transactionTimeOut: ms after the born time before the first back-check
+    transaction_check_max: int = (
+        15  # transactionCheckMax: back-checks before moving to TRANS_CHECK_MAX_TIME_TOPIC
+    )
+    transaction_check_interval: int = 30_000  # transactionCheckInterval: ms between back-check passes
+    transaction_op_msg_max_size: int = 4096  # transactionOpMsgMaxSize: bytes of op offsets written at once
+    transaction_op_batch_interval: int = 3000  # transactionOpBatchInterval: ms op offsets wait at most
     region_id: str = "DefaultRegion"  # regionId: sent to producers as MSG_REGION
     default_message_request_mode: str = "PULL"  # defaultMessageRequestMode: PULL | POP, when none was set
     default_pop_share_queue_num: int = -1  # defaultPopShareQueueNum: with a POP default (-1 = all queues)
@@ -162,6 +170,12 @@ BROKER_PROPERTY_NAMES: Final[dict[str, str]] = {
     "timerMaxDelaySec": "timer_max_delay_sec",
     "timerPrecisionMs": "timer_precision_ms",
     "timerFlushIntervalMs": "timer_flush_interval_ms",
+    "rejectTransactionMessage": "reject_transaction_message",
+    "transactionTimeOut": "transaction_timeout",
+    "transactionCheckMax": "transaction_check_max",
+    "transactionCheckInterval": "transaction_check_interval",
+    "transactionOpMsgMaxSize": "transaction_op_msg_max_size",
+    "transactionOpBatchInterval": "transaction_op_batch_interval",
 }
 
 _FIELD_TO_PROPERTY: Final = {v: k for k, v in BROKER_PROPERTY_NAMES.items()}
@@ -187,6 +201,11 @@ _POSITIVE_INTS: Final = (
     "timer_max_delay_sec",
     "timer_precision_ms",
     "timer_flush_interval_ms",
+    "transaction_timeout",
+    "transaction_check_max",
+    "transaction_check_interval",
+    "transaction_op_msg_max_size",
+    "transaction_op_batch_interval",
 )
 
 

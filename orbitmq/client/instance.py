@@ -8,17 +8,21 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import orjson
 
 from orbitmq.client.routing import TopicRoute, parse_topic_route
-from orbitmq.core.errors import BrokerError, ClientError
-from orbitmq.net import DispatchTable, RemotingClient
+from orbitmq.core.errors import BrokerError, ClientError, ProtocolError
+from orbitmq.net import Connection, DispatchTable, RemotingClient
 from orbitmq.protocol.codes import RequestCode, ResponseCode
 from orbitmq.protocol.command import Body, RemotingCommand
+from orbitmq.protocol.record import MessageRecord, Prop, decode_records
 
-__all__ = ["RETRIABLE_CODES", "ClientInstance", "local_ip"]
+__all__ = ["RETRIABLE_CODES", "ClientInstance", "TransactionChecker", "local_ip"]
+
+#: Answers one CHECK_TRANSACTION_STATE: (request header fields, the half message, broker address).
+TransactionChecker = Callable[[dict[str, str], MessageRecord, str], Awaitable[None]]
 
 log = logging.getLogger("orbitmq.client")
 
@@ -57,6 +61,7 @@ class ClientInstance:
         self.dispatch = DispatchTable()
         self.remoting = RemotingClient(dispatch=self.dispatch)
         self.routes: dict[str, TopicRoute] = {}
+        self._transaction_checkers: dict[str, TransactionChecker] = {}
 
     # -- requests ---------------------------------------------------------------------------------------
     async def request(
@@ -133,6 +138,35 @@ class ClientInstance:
 
     async def close(self) -> None:
         await self.remoting.close()
+
+    # -- transaction checks (CHECK_TRANSACTION_STATE, broker → producer) -------------------------------
+    def register_transaction_checker(self, group: str, checker: TransactionChecker) -> None:
+        """Route the broker's back-checks of ``group``'s half messages (its ``PGROUP``) to ``checker``."""
+        if not self._transaction_checkers:
+            self.dispatch.register(
+                RequestCode.CHECK_TRANSACTION_STATE, self._on_check_transaction_state, replace=True
+            )
+        self._transaction_checkers[group] = checker
+
+    def unregister_transaction_checker(self, group: str) -> None:
+        self._transaction_checkers.pop(group, None)
+
+    async def _on_check_transaction_state(
+        self, cmd: RemotingCommand, conn: Connection
+    ) -> RemotingCommand | None:
+        try:
+            records = decode_records(cmd.body_bytes())
+        except ProtocolError as exc:
+            log.warning("CHECK_TRANSACTION_STATE with an undecodable body: %s", exc)
+            return None
+        group = records[0].properties.get(Prop.PGROUP) if records else None
+        checker = self._transaction_checkers.get(group or "")
+        if checker is None:
+            log.info("CHECK_TRANSACTION_STATE for producer group %r: no transaction producer here", group)
+            return None
+        host, port = conn.remote_addr
+        await checker(dict(cmd.ext_fields), records[0], f"{host}:{port}")
+        return None  # oneway: the answer is an END_TRANSACTION
 
 
 def _fields(fields: dict[str, object] | None) -> dict[str, str]:

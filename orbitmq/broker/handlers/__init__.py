@@ -16,17 +16,22 @@ from orbitmq.broker.handlers.reset import ResetHandlers
 from orbitmq.broker.handlers.runtime import RuntimeHandlers
 from orbitmq.broker.handlers.send import SendHandlers
 from orbitmq.broker.handlers.sendback import SendBackHandlers
+from orbitmq.broker.handlers.transaction import TransactionHandlers
 from orbitmq.broker.pop import PopService
+from orbitmq.broker.transaction import TransactionalMessageService
 from orbitmq.net.dispatch import RequestHandler
 
 __all__ = ["BrokerContext", "ClientChannel", "channel_of", "handler_table"]
 
 
-def handler_table(ctx: BrokerContext, pop: PopService | None = None) -> dict[int, RequestHandler]:
-    """Every request code the broker serves → its handler (the pop family when ``pop`` is given)."""
+def handler_table(
+    ctx: BrokerContext, pop: PopService | None = None, transactions: TransactionalMessageService | None = None
+) -> dict[int, RequestHandler]:
+    """Every request code the broker serves → its handler (the pop family when ``pop`` is given; half
+    messages and END_TRANSACTION when ``transactions`` is)."""
     table: dict[int, RequestHandler] = {}
     families = (
-        SendHandlers(ctx),
+        SendHandlers(ctx, transactions),
         PullHandlers(ctx),
         OffsetHandlers(ctx),
         ClientHandlers(ctx),
@@ -39,6 +44,8 @@ def handler_table(ctx: BrokerContext, pop: PopService | None = None) -> dict[int
     tables = [family.table() for family in families]
     if pop is not None:
         tables.append(PopHandlers(ctx, pop).table())
+    if transactions is not None:
+        tables.append(TransactionHandlers(ctx, transactions).table())
     for family_table in tables:
         for code, handler in family_table.items():
             if code in table:

@@ -19,9 +19,10 @@ Upstream behaviour reproduced (remoting-protocol §2.4; apache/rocketmq ``Abstra
 - every answer, errors included, carries ext fields ``MSG_REGION`` and ``TRACE_ON``; stored answers add
   ``msgId`` (offset message id; comma-joined for a batch), ``queueId``, ``queueOffset``, ``transactionId``.
 
-Not implemented: transactional half messages (``TRAN_MSG=true``) are refused with NO_PERMISSION, as an
-upstream broker with ``rejectTransactionMessage`` does; a batch with a delay level or a delivery time is
-MESSAGE_ILLEGAL (upstream's store says the same of delay levels).
+A ``TRAN_MSG=true`` send is stored as a half message (:mod:`orbitmq.broker.transaction`; refused with
+NO_PERMISSION under ``rejectTransactionMessage``); its answer's ``queueOffset`` is the half queue offset
+and ``msgId`` the half record's id, which END_TRANSACTION names. A batch with a delay level or a delivery
+time is MESSAGE_ILLEGAL (upstream's store says the same of delay levels).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from orbitmq.broker.topics import (
     message_type_of,
     validate_topic,
 )
+from orbitmq.broker.transaction import TransactionalMessageService, is_half_message
 from orbitmq.core.errors import BrokerError, ProtocolError
 from orbitmq.core.limits import PROPERTIES_BYTES_MAX
 from orbitmq.net.connection import Connection
@@ -150,8 +152,9 @@ def put_status_response(
 
 
 class SendHandlers:
-    def __init__(self, ctx: BrokerContext) -> None:
+    def __init__(self, ctx: BrokerContext, transactions: TransactionalMessageService | None = None) -> None:
         self.ctx = ctx
+        self.transactions = transactions  # half messages go there; None = refused
         self._random = random.Random()
 
     def table(self) -> dict[int, RequestHandler]:
@@ -274,10 +277,12 @@ class SendHandlers:
         if header.topic.startswith(RETRY_GROUP_TOPIC_PREFIX):
             self._retry_or_dead_letter(cmd, header, msg)
         self._broker_properties(props)
-        self._refuse_transaction(msg)
-        self._apply_timer(msg)
-        apply_delay_level(msg, self.ctx.delay_levels_ms, self.ctx.now_ms)
-        result = await self.ctx.store.put_message(msg)
+        if is_half_message(props, msg.reconsume_times, delay_level_of(props)):
+            result = await self._prepare(msg)
+        else:
+            self._apply_timer(msg)
+            apply_delay_level(msg, self.ctx.delay_levels_ms, self.ctx.now_ms)
+            result = await self.ctx.store.put_message(msg)
         error = put_status_response(cmd, result, self.ctx.store.config.max_message_size, ext)
         if error is not None:
             return error
@@ -321,17 +326,15 @@ class SendHandlers:
         if check.verdict is TimerVerdict.DISABLED:
             raise BrokerError(ResponseCode.SYSTEM_ERROR, check.remark)
 
-    def _refuse_transaction(self, msg: MessageToStore) -> None:
-        prepared = msg.properties.get(Prop.TRAN_MSG, "").lower() == "true" or (
-            msg.sys_flag & TRANSACTION_MASK == SysFlag.TRANSACTION_PREPARED
-        )
-        retry_of_tx = msg.reconsume_times > 0 and delay_level_of(msg.properties) > 0
-        if prepared and not retry_of_tx:
+    async def _prepare(self, msg: MessageToStore) -> PutResult:
+        """A ``TRAN_MSG=true`` send: stored as a half message (orbitmq.broker.transaction), unless the
+        broker rejects transactions (``rejectTransactionMessage``: NO_PERMISSION, upstream's remark)."""
+        if self.transactions is None or self.ctx.config.reject_transaction_message:
             raise BrokerError(
                 ResponseCode.NO_PERMISSION,
-                f"the broker[{self.ctx.config.broker_ip1}] sending transaction message is forbidden "
-                "(OrbitMQ does not implement transactional half messages)",
+                f"the broker[{self.ctx.config.broker_ip1}] sending transaction message is forbidden",
             )
+        return await self.transactions.prepare(msg)
 
     # -- batches ---------------------------------------------------------------------------------------
     async def _send_batch(

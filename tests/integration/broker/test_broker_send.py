@@ -87,7 +87,6 @@ async def test_send_validation(make_cluster) -> None:  # type: ignore[no-untyped
         (await c.send("SCHEDULE_TOPIC_XXXX"), ResponseCode.NO_PERMISSION),
         (await c.send("Big", b"x" * 1025), ResponseCode.MESSAGE_ILLEGAL),
         (await c.send("Q", queue_id=4), ResponseCode.INVALID_PARAMETER),
-        (await c.send("Tx", props={"TRAN_MSG": "true"}, sysFlag=4), ResponseCode.NO_PERMISSION),
         (await c.send("Q", props={"x": "y" * 40000}), ResponseCode.MESSAGE_ILLEGAL),
     ]
     for response, code in cases:
