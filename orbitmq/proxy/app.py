@@ -24,6 +24,7 @@ from orbitmq.core.errors import ConfigError
 from orbitmq.core.service import Service
 from orbitmq.proxy.backends.base import Backend
 from orbitmq.proxy.config import ProxyConfig
+from orbitmq.proxy.consumer import Receiver
 from orbitmq.proxy.counters import ProxyCounters
 from orbitmq.proxy.processor import Processor
 from orbitmq.proxy.service import MessagingService
@@ -37,15 +38,16 @@ _CLIENT_SCAN_S = 10.0
 
 
 class _ClientCleaner(Service):
-    def __init__(self, proc: Processor) -> None:
+    def __init__(self, proc: Processor, receiver: Receiver) -> None:
         super().__init__("proxy idle-client cleaner")
-        self.proc = proc
+        self.proc, self.receiver = proc, receiver
 
     async def run(self) -> None:
         while not self.stopping:
             await self.wait_for_wakeup(_CLIENT_SCAN_S)
             for session in self.proc.expire_idle_clients():
                 log.info("client %s silent for too long: forgotten", session.client_id)
+                await self.receiver.client_gone(session)
 
 
 class ProxyApp(Service):
@@ -69,6 +71,7 @@ class ProxyApp(Service):
         self.port = config.grpc_server_port
         self._server: grpc.aio.Server | None = None
         self.processor: Processor | None = None
+        self.receiver: Receiver | None = None
         self._cleaner: _ClientCleaner | None = None
         self._service: MessagingService | None = None
 
@@ -101,10 +104,12 @@ class ProxyApp(Service):
         proc = self.processor = Processor(
             self.config, self.backend, self.clock, self.counters, listen=(self.host, port)
         )
-        self._service = MessagingService(proc)
+        receiver = self.receiver = Receiver(proc)
+        self._service = MessagingService(proc, receiver)
         sgrpc.add_MessagingServiceServicer_to_server(self._service, server)
         await proc.registration.start()
-        self._cleaner = _ClientCleaner(proc)
+        await receiver.start()
+        self._cleaner = _ClientCleaner(proc, receiver)
         await self._cleaner.start()
         await server.start()
         log.info("proxy (%s mode) serving gRPC on %s", self.backend.kind, self.address)
@@ -115,6 +120,8 @@ class ProxyApp(Service):
 
     async def _shutdown(self) -> None:
         errors: list[BaseException] = []
+        if self.receiver is not None:
+            await self.receiver.stop()  # parked receives answer now instead of after their poll time
         if self._service is not None:
             self._service.close_streams()
         if self._server is not None:

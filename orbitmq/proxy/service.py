@@ -18,6 +18,7 @@ import grpc
 from rocketmq.grpc_protocol import service_pb2 as spb
 from rocketmq.grpc_protocol import service_pb2_grpc as sgrpc
 
+from orbitmq.proxy.consumer import Receiver
 from orbitmq.proxy.processor import CallContext, Processor
 from orbitmq.proxy.status import Code, ProxyError, error_status, ok_status, status
 
@@ -69,8 +70,9 @@ def unary(response_type: Any) -> Callable[[Handler], Callable[[Any, Any, Any], A
 
 
 class MessagingService(sgrpc.MessagingServiceServicer):  # type: ignore[misc]
-    def __init__(self, proc: Processor) -> None:
+    def __init__(self, proc: Processor, receiver: Receiver) -> None:
         self.proc = proc
+        self.receiver = receiver
 
     def close_streams(self) -> None:
         """End every open Telemetry stream (server shutdown): clients see a clean end of stream."""
@@ -98,7 +100,9 @@ class MessagingService(sgrpc.MessagingServiceServicer):  # type: ignore[misc]
 
     @unary(spb.NotifyClientTerminationResponse)
     async def NotifyClientTermination(self, request: Any, context: Any, ctx: CallContext) -> Any:
-        self.proc.terminate(ctx)
+        session = self.proc.terminate(ctx)
+        if session is not None:
+            await self.receiver.client_gone(session)
         return spb.NotifyClientTerminationResponse(status=ok_status())
 
     # -- producing -------------------------------------------------------------------------------------
@@ -115,7 +119,33 @@ class MessagingService(sgrpc.MessagingServiceServicer):  # type: ignore[misc]
     async def RecallMessage(self, request: Any, context: Any, ctx: CallContext) -> Any:
         raise ProxyError(Code.NOT_IMPLEMENTED, "recalling messages is not supported")
 
-    # -- consuming (ReceiveMessage, AckMessage, ... arrive with the POP broker side) -----------------
+    # -- consuming -------------------------------------------------------------------------------------
+    async def ReceiveMessage(self, request: Any, context: Any) -> AsyncIterator[Any]:
+        self.proc.counters.grpc_requests += 1
+        try:
+            ctx = call_context(context)
+            session = self.proc.session(ctx)
+        except ProxyError as exc:
+            self.proc.counters.grpc_errors += 1
+            yield spb.ReceiveMessageResponse(status=error_status(exc))
+            return
+        async for response in self.receiver.receive(request, ctx, session):
+            yield response
+
+    @unary(spb.AckMessageResponse)
+    async def AckMessage(self, request: Any, context: Any, ctx: CallContext) -> Any:
+        return await self.receiver.ack(request, ctx, self.proc.session(ctx))
+
+    @unary(spb.ChangeInvisibleDurationResponse)
+    async def ChangeInvisibleDuration(self, request: Any, context: Any, ctx: CallContext) -> Any:
+        handle = await self.receiver.change_invisible(request, ctx, self.proc.session(ctx))
+        return spb.ChangeInvisibleDurationResponse(status=ok_status(), receipt_handle=handle)
+
+    @unary(spb.ForwardMessageToDeadLetterQueueResponse)
+    async def ForwardMessageToDeadLetterQueue(self, request: Any, context: Any, ctx: CallContext) -> Any:
+        await self.receiver.forward_to_dlq(request, ctx, self.proc.session(ctx))
+        return spb.ForwardMessageToDeadLetterQueueResponse(status=ok_status())
+
     async def PullMessage(self, request: Any, context: Any) -> AsyncIterator[Any]:
         # Not implemented by the Java proxy either; no official client calls it.
         yield spb.PullMessageResponse(status=status(Code.NOT_IMPLEMENTED, "PullMessage is not supported"))
