@@ -31,7 +31,7 @@ function describe(m) {
     message_group: m.messageGroup ?? null,
     delivery_attempt: m.deliveryAttempt ?? null,
     delivery_timestamp: m.deliveryTimestamp ? m.deliveryTimestamp.getTime() : null,
-    corrupted: m.corrupted,
+    corrupted: m.corrupted === true, // 1.0.8 leaves it undefined unless the digest mismatched
     received_at_ms: Date.now(),
   };
 }
