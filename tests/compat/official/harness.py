@@ -203,7 +203,7 @@ async def _standalone_process(tmp_path: Path, props: dict[str, str]) -> tuple[Se
     log_path = tmp_path / "standalone.log"
     args = [
         sys.executable, "-m", "orbitmq.cli", "standalone", "--data-dir", str(tmp_path / "data"),
-        "--namesrv-port", "0", "--broker-port", "0", "--proxy-port", "0", "--log-level", "INFO",
+        "--namesrv-port", "0", "--broker-port", "0", "--proxy-port", "0", "--metrics-port", "0", "--log-level", "INFO",
     ]  # fmt: skip
     for k, v in props.items():
         args += ["--set", f"{k}={v}"]
