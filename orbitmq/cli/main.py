@@ -134,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--seconds", type=float, default=10.0, help="steady open-loop run before the leaves")
     bc.add_argument("--rounds", type=int, default=3, help="times a member of the group of 4 leaves")
     bc.add_argument("--quick", action="store_true", help="a few seconds, to check the benchmark works")
+    br = bsub.add_parser(
+        "rebalance", help="POP-aware rebalance vs upstream's broker-side rebalance of all topics"
+    )
+    br.add_argument("--interval", type=float, default=5.0, help="members' rebalance interval (s)")
+    br.add_argument("--window", type=float, default=30.0, help="steady-state window (s)")
+    br.add_argument("--changes", type=int, default=8, help="membership changes timed")
+    br.add_argument("--quick", action="store_true", help="1 s interval, 3 s window, 2 changes (for tests)")
     add_admin_parser(sub)
     return parser
 
@@ -342,6 +349,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             from orbitmq.cli.bench.produce import run_produce_bench
 
             print(json.dumps(run_produce_bench(args.messages), indent=2))
+            return 0
+        if args.command == "bench" and args.workload == "rebalance":
+            from orbitmq.cli.bench.rebalance import BenchSettings, run_rebalance_bench
+
+            settings = (
+                BenchSettings.quick()
+                if args.quick
+                else BenchSettings(args.interval, args.window, args.changes)
+            )
+            print(json.dumps(run_rebalance_bench(settings), indent=2))
             return 0
         if args.command == "bench" and args.workload == "filter":
             from orbitmq.cli.bench.filter import run_filter_bench

@@ -311,7 +311,7 @@ class _PopInputs:
     cids: tuple[str, ...]
     queues: frozenset[MessageQueue]
     mode: TopicMode
-    round: int
+    at: float  # clock() when asked
 
 
 _STRATEGY_NAMES: Final = {"averagely": "AVG", "averagely_by_circle": "AVG_BY_CIRCLE"}
@@ -327,12 +327,12 @@ class ModeAwareRebalance:
         pop: PopAssignee,
         *,
         reconcile_interval_s: float = 30.0,
-        pop_refresh_rounds: int = 5,
+        pop_refresh_s: float = 120.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.host, self.policy, self.pop = host, policy, pop
         self.reconcile_interval_s = reconcile_interval_s
-        self.pop_refresh_rounds = pop_refresh_rounds
+        self.pop_refresh_s = pop_refresh_s
         self.clock = clock
         self.cache = RequestModeCache()
         self.counters = RebalanceCounters()
@@ -489,7 +489,10 @@ class ModeAwareRebalance:
                 mode = self.cache.get(topic)
             if mode is not None:
                 (pop if mode.pop else pull).append(topic)
-        for topic in pull:  # first: these need no broker decision, so they never wait for POP topics
+        # PULL topics first (they need no broker decision, so they never wait behind POP topics), every
+        # share decided before any is applied, and applied together: no topic waits for another's offsets.
+        shares: dict[str, set[MessageQueue]] = {}
+        for topic in pull:
             await self.pop.assign(topic, set(), PULL_MODE)
             try:
                 mine = await self._local_share(topic, cids)
@@ -497,8 +500,10 @@ class ModeAwareRebalance:
                 log.info("%s: rebalance of %s skipped: %s", self.host.group, topic, exc)
                 balanced = False
                 continue
-            if mine is not None and not await self.host.update_queues(topic, mine):
-                balanced = False
+            if mine is not None:
+                shares[topic] = mine
+        applied = await asyncio.gather(*(self.host.update_queues(t, mine) for t, mine in shares.items()))
+        balanced = all(applied) and balanced
         for topic in pop:
             await self.host.update_queues(topic, set())  # given up for pulling (offsets committed)
             if await self._pop_query_needed(topic, cids):
@@ -544,7 +549,7 @@ class ModeAwareRebalance:
         inputs = self._inputs.get(topic)
         if topic in self._dirty or inputs is None:
             return True
-        if self.counters.rounds - inputs.round >= self.pop_refresh_rounds:
+        if self.clock() - inputs.at >= self.pop_refresh_s:
             return True
         try:
             route = await self._route(topic)
@@ -599,7 +604,7 @@ class ModeAwareRebalance:
                     members = await self._members(route, cids)
                 except OrbitError:
                     return True  # no inputs remembered: the next round asks again
-                inputs = _PopInputs(members, frozenset(route.subscribe_queues), mode, self.counters.rounds)
+                inputs = _PopInputs(members, frozenset(route.subscribe_queues), mode, self.clock())
                 self._inputs[topic] = inputs
             return True
         await self.pop.assign(topic, set(), mode)

@@ -141,7 +141,7 @@ async def test_query_assignment_failing_and_hanging_changes_no_mode_and_duplicat
         c = await g.add()
     for c in g.members:
         assert c.mode_rebalance is not None
-        c.mode_rebalance.pop_refresh_rounds = 1  # ask the broker about the POP topic every round
+        c.mode_rebalance.pop_refresh_s = 0  # ask the broker about the POP topic every round
     await until(lambda: all(c.pop_consumption.assigned("FaultPopT") for c in g.members))
     histories = {c.client_id: list(c.mode_rebalance.cache.history) for c in g.members if c.mode_rebalance}
 
@@ -168,7 +168,7 @@ async def test_query_assignment_failing_and_hanging_changes_no_mode_and_duplicat
                 if i == 2:
                     newcomer = await g.add()  # a membership change while the broker cannot assign
                     assert newcomer.mode_rebalance is not None
-                    newcomer.mode_rebalance.pop_refresh_rounds = 1
+                    newcomer.mode_rebalance.pop_refresh_s = 0
                 await asyncio.sleep(0.4)
             await until(lambda: calls["total"] >= 8, 20)
             await until(lambda: set(sent) <= set(g.seen), 30)
