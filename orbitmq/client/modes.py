@@ -200,6 +200,7 @@ class RequestModeCache:
         self._seq = 0
         #: Every change of a known topic's mode, as (topic, old, new) (tests and metrics read it).
         self.history: list[tuple[str, TopicMode | None, TopicMode]] = []
+        self._share_known: set[str] = set()
 
     def get(self, topic: str) -> TopicMode | None:
         if topic.startswith(RETRY_PREFIX):
@@ -208,6 +209,10 @@ class RequestModeCache:
 
     def snapshot(self) -> dict[str, TopicMode]:
         return dict(self._modes)
+
+    def share_known(self, topic: str) -> bool:
+        """True when the share came from a table or a push (an assignment answer does not carry it)."""
+        return topic in self._share_known
 
     def begin_read(self) -> int:
         """Call before sending a request whose answer will feed :meth:`apply_table`/:meth:`apply_assignment`."""
@@ -225,6 +230,7 @@ class RequestModeCache:
         """A broker pushed ``mode``; True if it changed anything."""
         self._seq += 1
         self._pushed_at[topic] = self._seq
+        self._share_known.add(topic)
         return self._set(topic, mode)
 
     def _superseded(self, topic: str, token: int) -> bool:
@@ -239,6 +245,7 @@ class RequestModeCache:
         for topic in topics:
             if topic.startswith(RETRY_PREFIX) or self._superseded(topic, token):
                 continue
+            self._share_known.add(topic)
             if self._set(topic, modes.get(topic, default)):
                 changed.append(topic)
         return changed
@@ -252,6 +259,8 @@ class RequestModeCache:
         if known is not None and known.mode is assignment.mode:
             return False
         share = known.pop_share_queue_num if known is not None else 0
+        if known is None:
+            self._share_known.discard(topic)
         return self._set(topic, TopicMode(assignment.mode, share))
 
 
@@ -556,7 +565,12 @@ class ModeAwareRebalance:
             members = await self._members(route, cids)
         except OrbitError:
             return True
-        current = (members, frozenset(route.subscribe_queues), self.cache.get(topic))
+        mode = self.cache.get(topic)
+        if mode is not None and mode.pop_share_queue_num <= 0 and self.cache.share_known(topic):
+            # Every member pops every queue whoever the members are (allocate4Pop): a member change moves
+            # nothing, only the brokers of the route and the mode matter.
+            members = inputs.cids
+        current = (members, frozenset(route.subscribe_queues), mode)
         return current != (inputs.cids, inputs.queues, inputs.mode)
 
     async def _query(self, topic: str, cids: dict[str, tuple[str, ...]] | None) -> bool:

@@ -59,6 +59,10 @@ def test_assignment_answers_carry_the_mode_but_not_the_share() -> None:
     cache.apply_push("A", POP1)
     assert not cache.apply_assignment(cache.begin_read(), "A", Assignment(frozenset({mq}), RequestMode.POP))
     assert cache.get("A") == POP1  # the known share is kept
+    assert cache.share_known("A")
+    other = RequestModeCache()  # a mode learned only from an assignment: its share is a guess
+    other.apply_assignment(other.begin_read(), "B", Assignment(frozenset({mq}), RequestMode.POP))
+    assert not other.share_known("B")
     # An empty answer says nothing about the mode.
     assert not cache.apply_assignment(cache.begin_read(), "A", Assignment(frozenset(), None))
     assert cache.get("A") == POP1
