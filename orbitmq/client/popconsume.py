@@ -1,7 +1,8 @@
 """The POP side of a push consumer: pop the queues the broker assigned, hand messages to the listener,
 ack them, and keep slow ones invisible (docs/pop-rebalance.md).
 
-One :class:`PopProcessQueue` per assigned queue (queue id -1: every queue of that broker) runs a pop loop:
+The wire calls are :mod:`orbitmq.client.pop`'s. One :class:`PopProcessQueue` per assigned queue (queue id
+-1: every queue of that broker) runs a pop loop:
 POP_MESSAGE with long polling, at most ``pop_threshold_for_queue`` messages in flight. Each message is
 handled by the consumer's concurrent listener under the consumer's concurrency limit. Success: ACK_MESSAGE.
 A handler still running when ``invisible_time_ms - renew margin`` has passed gets its invisibility
@@ -28,22 +29,17 @@ from orbitmq.client.instance import ClientInstance
 from orbitmq.client.listener import Listener, call_listener
 from orbitmq.client.model import ConsumeFromWhere, MessageExt, MessageQueue, message_ext_from_record
 from orbitmq.client.modes import TopicMode
-from orbitmq.core.errors import OrbitError, ProtocolError
-from orbitmq.protocol.codes import RequestCode, ResponseCode
+from orbitmq.client.pop import Invoke, PopStatus, ack_message, change_invisible_time, pop_message
+from orbitmq.core.errors import OrbitError
+from orbitmq.protocol.command import RemotingCommand
 from orbitmq.protocol.pop import (
     INIT_MODE_MAX,
     INIT_MODE_MIN,
     MAX_POP_NUMS,
-    AckMessageRequestHeader,
-    ChangeInvisibleTimeRequestHeader,
-    ChangeInvisibleTimeResponseHeader,
     ExtraInfo,
     PopMessageRequestHeader,
-    PopMessageResponseHeader,
-    PoppedMessage,
-    receipt_handles,
 )
-from orbitmq.protocol.record import Prop, decode_records
+from orbitmq.protocol.record import Prop
 
 __all__ = ["POP_DELAY_LEVELS_S", "PopConsumption", "PopCounters", "PopHost", "PopProcessQueue"]
 
@@ -53,7 +49,6 @@ log = logging.getLogger("orbitmq.client.pop")
 POP_DELAY_LEVELS_S: Final = (10, 30, 60, 120, 180, 240, 300, 360, 420, 480, 540, 600, 1200, 1800, 3600, 7200)
 _FLOW_CONTROL_S: Final = 0.05
 _ERROR_DELAY_S: Final = 1.0
-_NO_MESSAGE: Final = (ResponseCode.POLLING_TIMEOUT, ResponseCode.PULL_NOT_FOUND, ResponseCode.NO_MESSAGE)
 
 
 class PopHost(Protocol):
@@ -181,35 +176,35 @@ class PopConsumption:
             invisible_time=pq.invisible_time_ms, poll_time=self.poll_time_ms, born_time=int(time.time() * 1000),
             init_mode=init, exp_type="TAG", exp=expression,
         )  # fmt: skip
-        addr = host.instance.broker_addr(mq.broker_name)
         self.counters.pops += 1
-        resp = await host.instance.request(
-            addr, RequestCode.POP_MESSAGE, dict(header.to_fields()), timeout_s=self.poll_time_ms / 1000 + 5,
-            ok=(ResponseCode.SUCCESS, ResponseCode.POLLING_FULL, *_NO_MESSAGE),
-        )  # fmt: skip
-        if resp.code == ResponseCode.POLLING_FULL:
+        result = await pop_message(
+            self._invoke(mq.broker_name), mq.broker_name, header, self.poll_time_ms / 1000 + 5
+        )
+        if result.status is PopStatus.POLLING_FULL:
             await asyncio.sleep(_ERROR_DELAY_S)
             return False
-        if resp.code != ResponseCode.SUCCESS:
+        if result.status is not PopStatus.FOUND:
             return False
-        records = decode_records(resp.body_bytes())
-        if not records:
-            return False
-        answer = PopMessageResponseHeader.from_command(resp)
-        popped = [
-            PoppedMessage(r.topic, r.queue_id, r.queue_offset, r.properties.get(Prop.POP_CK)) for r in records
-        ]
-        handles = receipt_handles(answer, popped, mq.broker_name)
-        self.counters.popped += len(records)
-        for rec, (handle, _count) in zip(records, handles, strict=True):
-            msg = message_ext_from_record(rec, mq.broker_name)
+        self.counters.popped += len(result.messages)
+        for popped in result.messages:
+            msg = message_ext_from_record(popped.record, mq.broker_name)
             msg.topic = mq.topic  # a retry message is handed over under the topic it was sent to
-            msg.properties.setdefault(Prop.POP_CK, handle)
+            msg.reconsume_times = popped.reconsume_times
+            msg.properties.setdefault(Prop.POP_CK, popped.extra_info.encode())
             pq.in_flight += 1
-            task = asyncio.get_running_loop().create_task(self._consume(pq, msg, ExtraInfo.parse(handle)))
+            task = asyncio.get_running_loop().create_task(self._consume(pq, msg, popped.extra_info))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return True
+
+    def _invoke(self, broker_name: str) -> Invoke:
+        """Requests to ``broker_name``'s master (looked up at each call: its address may change)."""
+        instance = self.host.instance
+
+        async def invoke(cmd: RemotingCommand, timeout_s: float) -> RemotingCommand:
+            return await instance.remoting.invoke(instance.broker_addr(broker_name), cmd, timeout_s)
+
+        return invoke
 
     # -- consuming ----------------------------------------------------------------------------------------
     async def _consume(self, pq: PopProcessQueue, msg: MessageExt, handle: ExtraInfo) -> None:
@@ -240,16 +235,9 @@ class PopConsumption:
             pq.in_flight -= 1
 
     async def _ack(self, msg: MessageExt, handle: ExtraInfo) -> None:
-        assert handle.queue_offset is not None
-        header = AckMessageRequestHeader(
-            self.host.group, msg.topic, handle.queue_id, handle.encode(), handle.queue_offset
-        )
+        timeout = self.host.instance.request_timeout_s
         try:
-            await self.host.instance.request(
-                self.host.instance.broker_addr(handle.broker_name),
-                RequestCode.ACK_MESSAGE,
-                dict(header.to_fields()),
-            )
+            await ack_message(self._invoke(handle.broker_name), self.host.group, msg.topic, handle, timeout)
             self.counters.acks += 1
         except (
             OrbitError
@@ -262,18 +250,12 @@ class PopConsumption:
     ) -> ExtraInfo:
         """CHANGE_MESSAGE_INVISIBLETIME; the new handle (the old one when it failed: the message may then be
         redelivered, which at-least-once allows)."""
-        assert handle.queue_offset is not None
-        header = ChangeInvisibleTimeRequestHeader(
-            self.host.group, msg.topic, handle.queue_id, handle.encode(), handle.queue_offset, invisible_ms
-        )
+        invoke, timeout = self._invoke(handle.broker_name), self.host.instance.request_timeout_s
         try:
-            resp = await self.host.instance.request(
-                self.host.instance.broker_addr(handle.broker_name),
-                RequestCode.CHANGE_MESSAGE_INVISIBLETIME,
-                dict(header.to_fields()),
+            new = await change_invisible_time(
+                invoke, self.host.group, msg.topic, handle, invisible_ms, timeout
             )
-            new = ChangeInvisibleTimeResponseHeader.from_command(resp).new_handle(handle, handle.queue_offset)
-        except (OrbitError, ProtocolError) as exc:
+        except OrbitError as exc:
             log.info("%s: invisible time of %s not changed: %s", self.host.group, msg.msg_id, exc)
             if renew:  # do not spin: try again half a margin later
                 await asyncio.sleep(self.renew_margin_ms / 1000 / 2)
