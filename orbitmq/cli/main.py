@@ -141,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     br.add_argument("--window", type=float, default=30.0, help="steady-state window (s)")
     br.add_argument("--changes", type=int, default=8, help="membership changes timed")
     br.add_argument("--quick", action="store_true", help="1 s interval, 3 s window, 2 changes (for tests)")
+    bl = bsub.add_parser(
+        "longpoll",
+        help="proxy long polling: pop-with-notify vs plain, two brokers; proxy vs remoting throughput",
+    )
+    bl.add_argument("--quick", action="store_true", help="a few seconds, to check the benchmark works")
     add_admin_parser(sub)
     return parser
 
@@ -364,6 +369,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from orbitmq.cli.bench.filter import run_filter_bench
 
             print(json.dumps(run_filter_bench(args.messages, args.rounds, args.quick), indent=2))
+            return 0
+        if args.command == "bench" and args.workload == "longpoll":
+            from orbitmq.cli.bench.longpoll import LongPollParams, run_longpoll_bench
+
+            lp = LongPollParams.quick() if args.quick else LongPollParams()
+            print(json.dumps(run_longpoll_bench(lp), indent=2))
             return 0
         if args.command == "bench" and args.workload == "consume":
             from orbitmq.cli.bench.consume import ConsumeBenchParams, run_consume_bench

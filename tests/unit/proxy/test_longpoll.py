@@ -239,3 +239,24 @@ async def test_a_plain_long_poll_answered_early_is_repeated() -> None:
     assert not task.done() and 2 <= len(brokers.pops) < 20
     brokers.put("a", "m")
     assert list((await asyncio.wait_for(task, 2.0)).messages) == ["m"]
+
+
+def test_the_switch_turns_to_plain_polling_once_polls_cover_every_broker() -> None:
+    class Clock:
+        now = 100.0
+
+        def monotonic(self) -> float:
+            return self.now
+
+    clock = Clock()
+    cfg = dataclasses.replace(CFG, grpc_client_consumer_pop_with_notify_threshold=2.0)
+    p = LongPoller(cfg, clock, ProxyCounters())  # type: ignore[arg-type]
+    key = ("g", "t")
+    decisions = []
+    for _ in range(6):  # six receives within one second: 2 per second per broker is reached at the 4th
+        clock.now += 0.1
+        decisions.append(p.use_notify(key, brokers=2))
+    assert decisions == [True, True, True, False, False, False]
+    clock.now += 5.0  # quiet again: back to pop-with-notify
+    assert p.use_notify(key, brokers=2)
+    assert not p.use_notify(("g", "one-broker"), brokers=1)  # one broker: a plain long poll covers it
