@@ -183,6 +183,8 @@ def _metrics_component(host: str, port: int | None, servers: list[Component]) ->
             collector.add_namesrv(comp.app)
         elif comp.name == "broker":
             collector.add_broker(comp.app)
+        elif comp.name == "proxy":
+            collector.add_proxy(comp.app)
     http = MetricsHttpServer(metrics_registry(collector), host, port)
     return [Component("metrics", http.start, http.stop, lambda: http.address, lambda: http)]
 
