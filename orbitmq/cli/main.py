@@ -141,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     br.add_argument("--window", type=float, default=30.0, help="steady-state window (s)")
     br.add_argument("--changes", type=int, default=8, help="membership changes timed")
     br.add_argument("--quick", action="store_true", help="1 s interval, 3 s window, 2 changes (for tests)")
+    bu = bsub.add_parser("startup", help="time-to-ready and idle memory of 'orbitmq standalone'")
+    bu.add_argument(
+        "--runs", type=int, default=5, help="standalone starts (each with a bare-Python baseline)"
+    )
+    bu.add_argument("--idle", type=float, default=2.0, help="seconds idle before memory is read")
+    bu.add_argument("--quick", action="store_true", help="one short run (for tests)")
     add_admin_parser(sub)
     return parser
 
@@ -366,6 +372,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from orbitmq.cli.bench.filter import run_filter_bench
 
             print(json.dumps(run_filter_bench(args.messages, args.rounds, args.quick), indent=2))
+            return 0
+        if args.command == "bench" and args.workload == "startup":
+            from orbitmq.cli.bench.startup import run_startup_bench
+
+            print(json.dumps(run_startup_bench(args.runs, args.idle, args.quick), indent=2))
             return 0
         if args.command == "bench" and args.workload == "consume":
             from orbitmq.cli.bench.consume import ConsumeBenchParams, run_consume_bench
