@@ -370,6 +370,18 @@ def _pop(fams: _Families, node: list[str], pop: PopService) -> None:
                      [*node, kind], n)  # fmt: skip
     fams.counter("rocketmq_pop_revive_retry_messages_total", "Messages put into the pop retry topic by "
                  "revive", _BROKER, node, s.revived_messages)  # fmt: skip
+    labels = (*_BROKER, "kind")
+    for kind, table in (("pop", pop.pop_polling), ("notification", pop.notification_polling)):
+        values = [*node, kind]
+        fams.gauge("orbitmq_pop_longpoll_held", "POP_MESSAGE / NOTIFICATION requests held now", labels, values,
+                   table.parked_count)  # fmt: skip
+        for name, doc, value in (
+            ("parked", "POP_MESSAGE / NOTIFICATION requests held (long polling)", table.parked),
+            ("woken", "Held requests woken by a matching message", table.woken),
+            ("timed_out", "Held requests answered when their poll time ran out", table.timed_out),
+            ("refused", "Requests answered POLLING_FULL (hold table full)", table.refused),
+        ):
+            fams.counter(f"orbitmq_pop_longpoll_{name}_total", doc, labels, values, value)
 
 
 # -- Proxy -------------------------------------------------------------------------------------------------
