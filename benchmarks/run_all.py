@@ -13,6 +13,7 @@ import sys
 
 WORKLOADS: list[list[str]] = [
     ["store", "--seconds", "3", "--recovery-mib", "256"],
+    ["startup"],
 ]
 
 
@@ -35,6 +36,8 @@ def main() -> int:
                 "--recovery-mib",
                 "16",
             ]
+        if args.quick and workload[0] == "startup":
+            argv.append("--quick")
         out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
         results.append(json.loads(out))
     print(json.dumps(results, indent=2))

@@ -146,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="proxy long polling: pop-with-notify vs plain, two brokers; proxy vs remoting throughput",
     )
     bl.add_argument("--quick", action="store_true", help="a few seconds, to check the benchmark works")
+    bu = bsub.add_parser("startup", help="time-to-ready and idle memory of 'orbitmq standalone'")
+    bu.add_argument(
+        "--runs", type=int, default=5, help="standalone starts (each with a bare-Python baseline)"
+    )
+    bu.add_argument("--idle", type=float, default=2.0, help="seconds idle before memory is read")
+    bu.add_argument("--quick", action="store_true", help="one short run (for tests)")
     add_admin_parser(sub)
     return parser
 
@@ -188,6 +194,8 @@ def _metrics_component(host: str, port: int | None, servers: list[Component]) ->
             collector.add_namesrv(comp.app)
         elif comp.name == "broker":
             collector.add_broker(comp.app)
+        elif comp.name == "proxy":
+            collector.add_proxy(comp.app)
     http = MetricsHttpServer(metrics_registry(collector), host, port)
     return [Component("metrics", http.start, http.stop, lambda: http.address, lambda: http)]
 
@@ -375,6 +383,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             lp = LongPollParams.quick() if args.quick else LongPollParams()
             print(json.dumps(run_longpoll_bench(lp), indent=2))
+            return 0
+        if args.command == "bench" and args.workload == "startup":
+            from orbitmq.cli.bench.startup import run_startup_bench
+
+            print(json.dumps(run_startup_bench(args.runs, args.idle, args.quick), indent=2))
             return 0
         if args.command == "bench" and args.workload == "consume":
             from orbitmq.cli.bench.consume import ConsumeBenchParams, run_consume_bench

@@ -37,6 +37,7 @@ from orbitmq.core.service import Service
 from orbitmq.namesrv.app import NamesrvApp
 from orbitmq.net.connection import NetCounters
 from orbitmq.protocol.codes import RequestCode
+from orbitmq.proxy import ProxyApp
 
 __all__ = ["MetricsHttpServer", "OrbitCollector", "metrics_registry"]
 
@@ -112,12 +113,16 @@ class OrbitCollector(Collector):
     def __init__(self) -> None:
         self._brokers: list[Getter] = []
         self._namesrvs: list[Getter] = []
+        self._proxies: list[Getter] = []
 
     def add_broker(self, app: BrokerApp | Callable[[], BrokerApp | None]) -> None:
         self._brokers.append(_getter(app))
 
     def add_namesrv(self, app: NamesrvApp | Callable[[], NamesrvApp | None]) -> None:
         self._namesrvs.append(_getter(app))
+
+    def add_proxy(self, app: ProxyApp | Callable[[], ProxyApp | None]) -> None:
+        self._proxies.append(_getter(app))
 
     def collect(self) -> Iterator[Metric]:
         fams = _Families()
@@ -129,6 +134,10 @@ class OrbitCollector(Collector):
             app = get()
             if app is not None and app.running and app.context is not None:
                 _broker(fams, app)
+        for get in self._proxies:
+            app = get()
+            if app is not None and app.running:
+                _proxy(fams, app)
         return iter(fams)
 
 
@@ -361,6 +370,54 @@ def _pop(fams: _Families, node: list[str], pop: PopService) -> None:
                      [*node, kind], n)  # fmt: skip
     fams.counter("rocketmq_pop_revive_retry_messages_total", "Messages put into the pop retry topic by "
                  "revive", _BROKER, node, s.revived_messages)  # fmt: skip
+    labels = (*_BROKER, "kind")
+    for kind, table in (("pop", pop.pop_polling), ("notification", pop.notification_polling)):
+        values = [*node, kind]
+        fams.gauge("orbitmq_pop_longpoll_held", "POP_MESSAGE / NOTIFICATION requests held now", labels, values,
+                   table.parked_count)  # fmt: skip
+        for name, doc, value in (
+            ("parked", "POP_MESSAGE / NOTIFICATION requests held (long polling)", table.parked),
+            ("woken", "Held requests woken by a matching message", table.woken),
+            ("timed_out", "Held requests answered when their poll time ran out", table.timed_out),
+            ("refused", "Requests answered POLLING_FULL (hold table full)", table.refused),
+        ):
+            fams.counter(f"orbitmq_pop_longpoll_{name}_total", doc, labels, values, value)
+
+
+# -- Proxy -------------------------------------------------------------------------------------------------
+def _proxy(fams: _Families, app: ProxyApp) -> None:
+    node = ["proxy", app.address]
+    fams.gauge("rocketmq_proxy_up", "1 while the proxy serves", (*_NODE, "proxy_mode"),
+               [*node, app.backend.kind], 1)  # fmt: skip
+    c = app.counters
+    for name, doc, value in (
+        ("grpc_requests", "gRPC calls (a Telemetry stream counts once)", c.grpc_requests),
+        ("grpc_errors", "gRPC answers with a status other than OK or MESSAGE_NOT_FOUND", c.grpc_errors),
+        ("messages_sent", "Messages sent by producers through the proxy", c.messages_sent),
+        ("messages_received", "Messages delivered to consumers through the proxy", c.messages_received),
+        ("messages_to_dlq", "Messages forwarded to %DLQ% after their last attempt", c.messages_to_dlq),
+        ("receives", "ReceiveMessage calls", c.receives),
+        ("empty_receives", "Receives answered MESSAGE_NOT_FOUND", c.empty_receives),
+        ("false_empties", "Empty answers given while a message was already waiting", c.false_empties),
+        ("long_polls", "Receives allowed to wait (long polling)", c.long_polls),
+        ("short_polling_hits", "Receives answered by the first, non-waiting pop", c.short_polling_hits),
+        ("notifications", "NOTIFICATION requests sent to brokers (pop with notify)", c.notifications),
+        ("notify_pops", "Pops made after a broker said it has messages", c.notify_pops),
+        ("notify_pops_empty", "Pops after a notification that found nothing (another consumer was faster)",
+         c.notify_pops_empty),
+        ("acks", "AckMessage entries acknowledged", c.acks),
+        ("ack_errors", "AckMessage entries that failed", c.ack_errors),
+        ("invisible_changes", "ChangeInvisibleDuration calls served", c.invisible_changes),
+        ("renewals", "Receipt handles renewed for push consumers", c.renewals),
+        ("renewal_failures", "Receipt-handle renewals that failed", c.renewal_failures),
+        ("transaction_checks", "Orphaned-transaction checks pushed to producers", c.transaction_checks),
+    ):  # fmt: skip
+        fams.counter(f"orbitmq_proxy_{name}_total", doc, _NODE, node, value)
+    for mode, n in (("pop_with_notify", c.pop_with_notify), ("plain", c.plain_long_polls)):
+        fams.counter("orbitmq_proxy_long_poll_modes_total", "Long polls by how they waited: NOTIFICATION to "
+                     "every broker, or one broker's long-poll pop", (*_NODE, "mode"), [*node, mode], n)  # fmt: skip
+    fams.gauge("orbitmq_proxy_telemetry_streams", "Telemetry streams open now (connected 5.x clients)", _NODE,
+               node, c.telemetry_streams)  # fmt: skip
 
 
 # -- HTTP ----------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""OrbitMQ inside your own process, for tests: a NameServer and a Broker on free ports in a temp dir.
+"""OrbitMQ inside your own process, for tests: NameServer, Broker and gRPC Proxy on free ports in a temp dir.
 
 Two ways to run it, same object::
 
@@ -9,7 +9,9 @@ Two ways to run it, same object::
         ...
 
 ``namesrv_addr`` is what remoting clients (ali-ons, the Java/Python remoting SDKs, the OrbitMQ SDK) are
-given; ``broker_addr`` is the broker itself; ``metrics_url`` the Prometheus endpoint when ``metrics=True``.
+given; ``proxy_endpoint`` what the official RocketMQ 5 clients are given (their ``endpoints``; the proxy runs
+in local mode, calling the broker in-process); ``broker_addr`` is the broker itself; ``metrics_url`` the
+Prometheus endpoint when ``metrics=True``.
 Configuration uses RocketMQ's property names (``properties={"autoCreateTopicEnable": "false"}``), exactly as
 ``orbitmq standalone --set``; a key no component knows is a :class:`~orbitmq.core.errors.ConfigError`.
 Everything stops and the temp dir is removed on exit. The pytest fixtures are in
@@ -31,31 +33,36 @@ from typing import Any, TypeVar
 from orbitmq.admin import AdminClient
 from orbitmq.broker.app import BrokerApp
 from orbitmq.broker.config import BrokerConfig
-from orbitmq.cli.config import broker_config, namesrv_config, split_by_component, store_config
+from orbitmq.cli.config import broker_config, namesrv_config, proxy_config, split_by_component, store_config
 from orbitmq.cli.metrics import MetricsHttpServer, OrbitCollector, metrics_registry
 from orbitmq.core.service import Service
 from orbitmq.namesrv.app import NamesrvApp
 from orbitmq.namesrv.config import NamesrvConfig
+from orbitmq.proxy import ProxyApp, ProxyConfig
+from orbitmq.proxy.backends.local import LocalBackend
 from orbitmq.store import StoreConfig
 
 __all__ = ["EmbeddedOrbitMQ"]
 
 T = TypeVar("T")
 
-#: Store sizes for tests (RocketMQ's 1 GiB segments and 5 M index slots are for production disks):
-#: small files are created and removed fast. Any of them can be overridden with ``properties``.
-TEST_STORE_DEFAULTS: Mapping[str, str] = {
+#: Defaults for tests, any of them overridable with ``properties``: store sizes (RocketMQ's 1 GiB segments and
+#: 5 M index slots are for production disks; small files are created and removed fast), and a short grace
+#: for gRPC calls still running when the proxy stops (a client left connected must not delay a test 30 s).
+TEST_DEFAULTS: Mapping[str, str] = {
     "mappedFileSizeCommitLog": str(64 * 1024 * 1024),
     "mappedFileSizeConsumeQueue": str(30_000 * 20),
     "maxHashSlotNum": "50000",
     "maxIndexNum": "200000",
+    "grpcShutdownTimeSeconds": "1",
 }
+_COMPONENTS = ["store", "broker", "namesrv", "proxy"]
 #: How long the synchronous form waits for the servers to start or stop.
 START_STOP_TIMEOUT_S = 60.0
 
 
 class EmbeddedOrbitMQ:
-    """A NameServer and a Broker (and the metrics endpoint when ``metrics``) in this process."""
+    """A NameServer, a Broker and a Proxy (and the metrics endpoint when ``metrics``) in this process."""
 
     def __init__(
         self,
@@ -66,15 +73,16 @@ class EmbeddedOrbitMQ:
         metrics: bool = False,
     ) -> None:
         """``data_dir``: where the broker stores (kept afterwards); by default a temp dir, removed on stop.
-        ``properties``: RocketMQ-named store / broker / NameServer keys."""
+        ``properties``: RocketMQ-named store / broker / NameServer / proxy keys."""
         self.host = host
         self._given_dir = Path(data_dir) if data_dir is not None else None
         self._data_dir: Path | None = None
-        self._properties = {**TEST_STORE_DEFAULTS, **(properties or {})}
-        split_by_component(self._properties, ["store", "broker", "namesrv"])  # unknown keys fail here
+        self._properties = {**TEST_DEFAULTS, **(properties or {})}
+        split_by_component(self._properties, _COMPONENTS)  # unknown keys fail here, not at start
         self._metrics = metrics
         self.namesrv: NamesrvApp | None = None
         self.broker: BrokerApp | None = None
+        self.proxy: ProxyApp | None = None
         self.metrics_server: MetricsHttpServer | None = None
         self._started: list[Service] = []
         self._loop: asyncio.AbstractEventLoop | None = None  # the synchronous form's own loop
@@ -89,6 +97,11 @@ class EmbeddedOrbitMQ:
     @property
     def broker_addr(self) -> str:
         return self._running(self.broker).address
+
+    @property
+    def proxy_endpoint(self) -> str:
+        """``host:port`` of the gRPC proxy: the official RocketMQ 5 clients' ``endpoints``."""
+        return self._running(self.proxy).address
 
     @property
     def metrics_url(self) -> str:
@@ -113,7 +126,7 @@ class EmbeddedOrbitMQ:
         if self._started:
             raise RuntimeError("EmbeddedOrbitMQ is already running")
         self._data_dir = self._given_dir or Path(tempfile.mkdtemp(prefix="orbitmq-embedded-"))
-        parts = split_by_component(self._properties, ["store", "broker", "namesrv"])
+        parts = split_by_component(self._properties, _COMPONENTS)
         try:
             self.namesrv = NamesrvApp(namesrv_config(parts["namesrv"], NamesrvConfig(host=self.host, port=0)))
             await self._start(self.namesrv)
@@ -126,10 +139,14 @@ class EmbeddedOrbitMQ:
             )
             self.broker = BrokerApp(bcfg, scfg)
             await self._start(self.broker)
+            pcfg = dataclasses.replace(proxy_config(parts["proxy"], ProxyConfig()), grpc_server_port=0)
+            self.proxy = ProxyApp(pcfg, LocalBackend(self.broker), host=self.host)
+            await self._start(self.proxy)
             if self._metrics:
                 collector = OrbitCollector()
                 collector.add_namesrv(self.namesrv)
                 collector.add_broker(self.broker)
+                collector.add_proxy(self.proxy)
                 self.metrics_server = MetricsHttpServer(metrics_registry(collector), self.host, 0)
                 await self._start(self.metrics_server)
         except BaseException:

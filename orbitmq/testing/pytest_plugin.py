@@ -1,4 +1,5 @@
-"""pytest fixtures that give a test a running OrbitMQ (NameServer + Broker) on free ports in a temp dir.
+"""pytest fixtures that give a test a running OrbitMQ (NameServer, Broker, gRPC Proxy) on free ports in a temp
+dir.
 
 Installed with the package and registered through the ``pytest11`` entry point, so a project that
 depends on ``orbitmq`` just uses the fixtures (or loads it by hand: ``pytest -p orbitmq.testing.pytest_plugin``):
@@ -49,7 +50,8 @@ def _properties(request: pytest.FixtureRequest) -> Mapping[str, str]:
 
 @pytest.fixture
 def orbitmq_server(request: pytest.FixtureRequest) -> Iterator[EmbeddedOrbitMQ]:
-    """A NameServer + Broker for this test only (``.namesrv_addr``, ``.broker_addr``, ``.create_topic``)."""
+    """A NameServer + Broker + Proxy for this test only (``.namesrv_addr``, ``.proxy_endpoint``,
+    ``.create_topic``, ...)."""
     from orbitmq.testing.embedded import EmbeddedOrbitMQ
 
     with EmbeddedOrbitMQ(properties=_properties(request)) as mq:
@@ -58,7 +60,7 @@ def orbitmq_server(request: pytest.FixtureRequest) -> Iterator[EmbeddedOrbitMQ]:
 
 @pytest.fixture(scope="session")
 def orbitmq_session_server() -> Iterator[EmbeddedOrbitMQ]:
-    """One NameServer + Broker shared by every test of the session: use distinct topics and groups."""
+    """One NameServer + Broker + Proxy shared by every test of the session: use distinct topics and groups."""
     from orbitmq.testing.embedded import EmbeddedOrbitMQ
 
     with EmbeddedOrbitMQ() as mq:

@@ -45,7 +45,8 @@ def test_synchronous_form_serves_the_sdk_and_cleans_up() -> None:
         assert asyncio.run(_round_trip(mq.namesrv_addr, "EmbSync")) == [f"m{i}".encode() for i in range(5)]
         with urllib.request.urlopen(mq.metrics_url, timeout=5) as resp:
             assert 'topic="EmbSync"' in resp.read().decode()
-        data, addrs = mq.data_dir, [mq.namesrv_addr, mq.broker_addr]
+        data, addrs = mq.data_dir, [mq.namesrv_addr, mq.broker_addr, mq.proxy_endpoint]
+        assert all(_port_open(a) for a in addrs)
         assert data.is_dir()
     assert not data.exists()
     assert not any(_port_open(a) for a in addrs)
@@ -73,5 +74,10 @@ async def test_properties_use_rocketmq_names_and_unknown_keys_fail() -> None:
 
 def test_two_servers_side_by_side() -> None:
     with EmbeddedOrbitMQ() as a, EmbeddedOrbitMQ() as b:
-        assert len({a.namesrv_addr, a.broker_addr, b.namesrv_addr, b.broker_addr}) == 4
+        addrs = (
+            {x.namesrv_addr for x in (a, b)}
+            | {x.broker_addr for x in (a, b)}
+            | {x.proxy_endpoint for x in (a, b)}
+        )
+        assert len(addrs) == 6
         assert a.data_dir != b.data_dir
