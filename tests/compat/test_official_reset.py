@@ -88,5 +88,7 @@ async def test_grpc_consumer_starts_at_a_reset_made_before_a_restart_and_follows
             await producer.call("send", topic=TOPIC, body=f"late{i}")
         await admin.reset_offset(GROUP, TOPIC, timestamp=mark)  # replay the "new" messages, not the old
     again = await receive(consumer, 12)
-    assert sorted(again) == sorted([f"new{i}" for i in range(8)] + [f"late{i}" for i in range(4)]), servers.describe()
+    assert sorted(again) == sorted([f"new{i}" for i in range(8)] + [f"late{i}" for i in range(4)]), (
+        servers.describe()
+    )
     assert await consumer.shutdown() == 0 and await producer.shutdown() == 0
