@@ -13,7 +13,8 @@ written to the offset table and persisted either way (pop-and-storage S3, upstre
 
 ``useServerSideResetOffset=true`` (default): each queue's reset is also pending until the group's next
 pull or pop of that queue picks it up (:mod:`orbitmq.broker.offsets`); held pulls of the queue are woken so
-online consumers hear of it at once. ``false``: the 4.x way, RESET_CONSUMER_CLIENT_OFFSET (220) is pushed to
+online consumers hear of it at once (pulls of other groups on that queue get an early empty answer and
+simply pull again). ``false``: the 4.x way, RESET_CONSUMER_CLIENT_OFFSET (220) is pushed to
 every online consumer of the group (header ``topic``, ``group``, ``timestamp``, ``isForce``; body
 ``ResetOffsetBody``), and without ``isForce`` a queue only moves back, never forward (upstream's rule).
 Upstream answers CONSUMER_NOT_ONLINE there when nobody is online; here the offsets are stored anyway.

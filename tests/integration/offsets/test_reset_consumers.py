@@ -176,8 +176,12 @@ async def test_sync_by_time_into_a_cluster_with_other_queues(make_cluster: MakeC
     await pc.shutdown()
     await both(range(20, 26))
     async with AdminClient(a.namesrv.addr) as admin_a, AdminClient(b.namesrv.addr) as admin_b:
-        changes = await admin_b.import_offsets(await admin_a.export_offsets(["SyncG"]), by_timestamp=True)
+        exported = await admin_a.export_offsets(["SyncG"])
+        planned = await admin_b.import_offsets(exported, by_timestamp=True, dry_run=True)
+        assert await admin_b.export_offsets(["SyncG"]) == []  # a dry run changes nothing
+        changes = await admin_b.import_offsets(exported, by_timestamp=True)
     assert len(changes) == 3 and all(c.how.startswith("topic time") for c in changes)
+    assert [c.new for c in planned] == [c.new for c in changes]
     got_b: list[MessageExt] = []
     pc = consumer(b, "SyncG", "SyncT", got_b.append)
     await pc.start()
