@@ -134,6 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--seconds", type=float, default=10.0, help="steady open-loop run before the leaves")
     bc.add_argument("--rounds", type=int, default=3, help="times a member of the group of 4 leaves")
     bc.add_argument("--quick", action="store_true", help="a few seconds, to check the benchmark works")
+    bt = bsub.add_parser(
+        "timer", help="timed messages: scheduling rate and delivery lateness vs delay levels"
+    )
+    bt.add_argument("--count", type=int, default=1_000_000, help="timed messages scheduled")
+    bt.add_argument("--spread", type=float, default=60.0, help="seconds their delivery times spread over")
+    bt.add_argument("--quick", action="store_true", help="20,000 messages over 3 s (for tests)")
+    bx = bsub.add_parser("txn", help="transactional sends (half + commit) vs plain sends, SDK over remoting")
+    bx.add_argument("--messages", type=int, default=20_000, help="messages per run")
+    bx.add_argument("--concurrency", type=int, default=32, help="sends in flight")
+    bx.add_argument("--quick", action="store_true", help="a few hundred messages (for tests)")
     br = bsub.add_parser(
         "rebalance", help="POP-aware rebalance vs upstream's broker-side rebalance of all topics"
     )
@@ -372,6 +382,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 else BenchSettings(args.interval, args.window, args.changes)
             )
             print(json.dumps(run_rebalance_bench(settings), indent=2))
+            return 0
+        if args.command == "bench" and args.workload == "timer":
+            from orbitmq.cli.bench.timer import run_timer_bench
+
+            print(json.dumps(run_timer_bench(args.count, args.spread, args.quick), indent=2))
+            return 0
+        if args.command == "bench" and args.workload == "txn":
+            from orbitmq.cli.bench.txn import run_txn_bench
+
+            print(json.dumps(run_txn_bench(args.messages, args.concurrency, args.quick), indent=2))
             return 0
         if args.command == "bench" and args.workload == "filter":
             from orbitmq.cli.bench.filter import run_filter_bench

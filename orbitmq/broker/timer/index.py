@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import sys
 from array import array
 from typing import NamedTuple
 
@@ -117,6 +118,11 @@ class TimerIndex:
         if not self._chunk_counts[i]:
             del self._chunk_ids[i], self._chunk_phys[i], self._chunk_counts[i]
         self._size -= 1
+
+    def memory_bytes(self) -> int:
+        """What the slots take in memory (arrays, their dict and heap entries; not taken-out messages)."""
+        arrays = sum(sys.getsizeof(a) for a in self._slots.values())
+        return arrays + sys.getsizeof(self._slots) + sys.getsizeof(self._heap) + 28 * len(self._heap)
 
     # -- progress --------------------------------------------------------------------------------------
     def low_queue_offset(self, default: int) -> int:
