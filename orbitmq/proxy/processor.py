@@ -206,7 +206,11 @@ class Processor:
             )
             return None
         addr = f"{rec.store_host[0]}:{rec.store_host[1]}"
-        broker = self.backend.broker_name_of(addr) or (self.backend.broker_names() or [""])[0]
+        broker = (
+            cmd.ext_fields.get("brokerName")
+            or self.backend.broker_name_of(addr)
+            or (self.backend.broker_names() or [""])[0]
+        )
         self.sender.transactions.put(
             TransactionData(
                 topic, broker, rec.msg_id, tx_id, int(cmd.ext_fields.get("commitLogOffset", rec.physical_offset)),

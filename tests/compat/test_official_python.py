@@ -17,10 +17,14 @@ from tests.compat.official.harness import ClientProcess, ProxiedServers, proxied
 pytestmark = pytest.mark.slow
 
 
+#: Brokers check an orphaned transaction after 1 s (upstream: 6 s, and passes every 30 s).
+TX_CHECKS = {"transactionTimeOut": "1000", "transactionCheckInterval": "1000"}
+
+
 @pytest.fixture(params=["standalone", "cluster"])
 async def servers(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ProxiedServers]:
     start = standalone if request.param == "standalone" else proxied_cluster
-    async with start(tmp_path) as s:
+    async with start(tmp_path, broker_props=TX_CHECKS) as s:
         yield s
 
 
@@ -36,7 +40,7 @@ async def receive_all(consumer: ClientProcess, count: int, rounds: int = 20, **k
 
 async def test_producer_and_simple_consumer(servers: ProxiedServers) -> None:
     topic = "PyT"  # not created beforehand: the producer starts on TBW102's route, its first send creates it
-    producer = await servers.client("python", "producer", topics=[topic])
+    producer = await servers.client("python", "producer", topics=[topic], checker="commit")
     sent = [
         await producer.call(
             "send", topic=topic, body=f"m{i}", tag="TagA", keys=[f"k{i}", "shared"], properties={"p": str(i)}
@@ -68,6 +72,17 @@ async def test_producer_and_simple_consumer(servers: ProxiedServers) -> None:
     assert [m["message_id"] for m in late] == [delayed["message_id"]], servers.describe()
     due_ms = late[0]["delivery_timestamp"]  # sent in whole seconds, received back in milliseconds (5.1.2)
     assert late[0]["received_at_ms"] >= due_ms >= delayed["sent_at_ms"] + 2000
+    # transactions: committed → delivered; rolled back → never; orphaned → the broker asks (through the proxy,
+    # over the producer's Telemetry stream), the checker says commit → delivered
+    committed = await producer.call("send_tx", topic=topic, body="tx-commit", resolution="commit")
+    rolled_back = await producer.call("send_tx", topic=topic, body="tx-rollback", resolution="rollback")
+    orphan = await producer.call("send_tx", topic=topic, body="tx-orphan", resolution="none")
+    tx = await receive_all(consumer, 2, rounds=15, invisible_s=20)
+    assert sorted(m["message_id"] for m in tx) == sorted([committed["message_id"], orphan["message_id"]]), (
+        servers.describe()
+    )
+    assert rolled_back["message_id"] not in {m["message_id"] for m in tx}
+    assert [e["message"]["message_id"] for e in producer.find("checked")] == [orphan["message_id"]]
     assert await producer.shutdown() == 0 and await consumer.shutdown() == 0
 
 

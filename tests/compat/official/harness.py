@@ -242,9 +242,12 @@ async def _standalone_process(tmp_path: Path, props: dict[str, str]) -> tuple[Se
 
 
 @contextlib.asynccontextmanager
-async def standalone(tmp_path: Path, **props: str) -> AsyncIterator[ProxiedServers]:
-    """``orbitmq standalone`` with its proxy on a free port; ``props`` go in as ``--set key=value``."""
-    server, addrs = await _standalone_process(tmp_path, {**FAST_PROXY_PROPS, **props})
+async def standalone(
+    tmp_path: Path, broker_props: dict[str, str] | None = None, **props: str
+) -> AsyncIterator[ProxiedServers]:
+    """``orbitmq standalone`` with its proxy on a free port; ``props`` (proxy keys) and ``broker_props`` go in
+    as ``--set key=value``."""
+    server, addrs = await _standalone_process(tmp_path, {**FAST_PROXY_PROPS, **(broker_props or {}), **props})
     servers = ProxiedServers(addrs["proxy"], [server], [addrs["broker"]], "standalone")
     try:
         yield servers
@@ -253,9 +256,11 @@ async def standalone(tmp_path: Path, **props: str) -> AsyncIterator[ProxiedServe
 
 
 @contextlib.asynccontextmanager
-async def proxied_cluster(tmp_path: Path, **props: str) -> AsyncIterator[ProxiedServers]:
+async def proxied_cluster(
+    tmp_path: Path, broker_props: dict[str, str] | None = None, **props: str
+) -> AsyncIterator[ProxiedServers]:
     """A NameServer, brokers broker-a and broker-b, and ``orbitmq proxy`` (cluster mode), each a process.
-    ``props`` are proxy keys; brokers get only their names."""
+    ``props`` are proxy keys, ``broker_props`` broker keys."""
     log_dir = tmp_path / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     started: list[ServerProcess] = []
@@ -263,7 +268,8 @@ async def proxied_cluster(tmp_path: Path, **props: str) -> AsyncIterator[Proxied
         ns = await start_namesrv(log_dir)
         started.append(ns)
         for name in ("broker-a", "broker-b"):
-            started.append(await start_broker(ns.address, tmp_path / name, log_dir, brokerName=name))
+            props_b = {**(broker_props or {}), "brokerName": name}
+            started.append(await start_broker(ns.address, tmp_path / name, log_dir, **props_b))
         args = ["--namesrv", ns.address, "--log-level", "INFO"]
         for k, v in {**FAST_PROXY_PROPS, **props}.items():
             args += ["--set", f"{k}={v}"]
