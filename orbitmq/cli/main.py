@@ -162,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bu.add_argument("--idle", type=float, default=2.0, help="seconds idle before memory is read")
     bu.add_argument("--quick", action="store_true", help="one short run (for tests)")
+    bpop = bsub.add_parser("pop", help="pop + batch ack, sync vs async CK/ACK, vs Redis XREADGROUP+XACK")
+    bpop.add_argument("--backlog", type=int, default=200_000, help="messages drained per run")
+    bpop.add_argument("--consumers", type=int, default=4, help="consumer connections")
+    bpop.add_argument("--batch", type=int, default=32, help="messages per pop (and per XREADGROUP)")
+    bpop.add_argument("--no-redis", action="store_true", help="skip the Redis Streams peer")
+    bpop.add_argument("--quick", action="store_true", help="a 3,000-message backlog (for tests)")
     add_admin_parser(sub)
     return parser
 
@@ -392,6 +398,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             from orbitmq.cli.bench.txn import run_txn_bench
 
             print(json.dumps(run_txn_bench(args.messages, args.concurrency, args.quick), indent=2))
+            return 0
+        if args.command == "bench" and args.workload == "pop":
+            from orbitmq.cli.bench.pop import run_pop_bench
+
+            result = run_pop_bench(args.backlog, args.consumers, args.batch, quick=args.quick,
+                                   redis=not args.no_redis)  # fmt: skip
+            print(json.dumps(result, indent=2))
             return 0
         if args.command == "bench" and args.workload == "filter":
             from orbitmq.cli.bench.filter import run_filter_bench

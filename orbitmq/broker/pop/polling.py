@@ -26,12 +26,14 @@ from orbitmq.core.clock import Clock
 from orbitmq.core.service import Service
 from orbitmq.store.api import RecordFilter, TagFilter
 
-__all__ = ["POP_POLL_MS_MAX", "PollKey", "PopLongPollingService", "PopWaiter"]
+__all__ = ["POP_POLL_MS_MAX", "SCHEDULED_WAKES_MAX", "PollKey", "PopLongPollingService", "PopWaiter"]
 
 log = logging.getLogger("orbitmq.broker.pop.polling")
 
 #: A pop or notification is never held longer than this, whatever ``pollTime`` asks.
 POP_POLL_MS_MAX = 120_000
+#: Scheduled wake-ups kept (FIFO unblock times); past it a held FIFO pop waits for its own poll time instead.
+SCHEDULED_WAKES_MAX = 100_000
 #: (topic, group, queue id or -1)
 PollKey = tuple[str, str, int]
 
@@ -209,6 +211,8 @@ class PopLongPollingService(Service):
 
     def wake_later(self, delay_s: float, topic: str, group: str, queue_id: int) -> None:
         """In ``delay_s`` seconds, wake a request covering (topic, group, queue) as an arrival would."""
+        if len(self._scheduled) >= SCHEDULED_WAKES_MAX:
+            return
         when = self.clock.monotonic() + max(0.0, delay_s)
         earliest = self._scheduled[0][0] if self._scheduled else None
         heapq.heappush(self._scheduled, (when, next(self._seq), (topic, group, queue_id)))

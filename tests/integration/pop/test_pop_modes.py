@@ -99,3 +99,14 @@ async def test_merge_buffer_is_written_out_at_shutdown(make_cluster) -> None:  #
     assert c.b.offsets.query_offset("G", "MS", 0) == 2
     assert await revive(c, 31) == 1
     assert (await pop(c, "MS", queue_id=0)).bodies == [b"m1"]
+
+
+async def test_3787_an_ack_just_before_the_revive_time_wins(moded: Cluster) -> None:
+    """#3787/#4153: an ack given before the invisible time ends must never lose to the revive."""
+    c = moded
+    await send_many(c, "MJ", 1)
+    [m] = (await pop(c, "MJ", queue_id=0, invisible_ms=20_000)).messages
+    await revive(c, 19.999)
+    assert await ack(c, "MJ", m) == ResponseCode.SUCCESS  # 1 ms before: may still be in flight (async)
+    assert await revive(c, 0.001) == 0
+    assert await revive(c, 60) == 0

@@ -98,3 +98,20 @@ def test_legacy_checkpoint_without_diffs_is_contiguous() -> None:
     assert c.offsets() == [10, 11, 12] and c.index_of_ack(12) == 2 and c.index_of_ack(13) == -1
     c.queue_offset_diff = [0, 5, 7]
     assert c.offsets() == [10, 15, 17] and c.index_of_ack(15) == 1 and c.index_of_ack(11) == -1
+
+
+def test_3443_trailing_orphan_acks_do_not_hold_the_revive_progress() -> None:
+    s = ReviveQueueState(0)
+    for i in range(5):
+        s.on_ack(ack(ck(i, 1, 1), i))  # acks of checkpoints passed long ago
+    s.read_up_to(5)
+    assert s.commit_offset() == 5
+
+
+def test_8460_an_ack_without_broker_name_is_the_local_brokers() -> None:
+    from orbitmq.broker.pop.records import AckMsg as Ack
+
+    parsed = Ack.from_json(
+        {"ao": 3, "so": 0, "c": "G", "t": "T", "q": 0, "pt": 1}, batch=False, default_broker="b"
+    )
+    assert parsed.broker_name == "b" and parsed.ack_offsets == (3,)
