@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from orbitmq.admin.base import AdminBase
-from orbitmq.client.model import Message, MessageExt, message_ext_from_record
+from orbitmq.client.model import Message, MessageExt, MessageQueue, message_ext_from_record
 from orbitmq.client.producer import Producer
 from orbitmq.core.errors import BrokerError, ClientError, ProtocolError
 from orbitmq.protocol.codes import RequestCode, ResponseCode
@@ -138,13 +139,31 @@ class MessageAdmin(AdminBase):
         )
 
     async def send_test_message(
-        self, topic: str, body: bytes, *, tags: str | None = None, keys: list[str] | None = None
+        self,
+        topic: str,
+        body: bytes,
+        *,
+        tags: str | None = None,
+        keys: list[str] | None = None,
+        queue_id: int | None = None,
     ) -> SentMessage:
+        """Send one message; to ``queue_id`` (the first broker's queue of that id) when given, else round robin."""
         producer = Producer(TOOLS_PRODUCER, self.namesrv_addrs, send_timeout_s=self.timeout_s)
         await producer.start()
+        msg = Message(topic, body, tags=tags, keys=list(keys or []))
         try:
-            result = await producer.send(Message(topic, body, tags=tags, keys=list(keys or [])))
+            if queue_id is None:
+                result = await producer.send(msg)
+            else:
+                result = await producer.send_orderly(msg, queue_id, _queue_with_id)
         finally:
             await producer.shutdown()
         return SentMessage(result.msg_id, result.offset_msg_id, result.queue.broker_name, result.queue.queue_id,
                            result.queue_offset, result.status.name)  # fmt: skip
+
+
+def _queue_with_id(queues: Sequence[MessageQueue], msg: Message, queue_id: int) -> MessageQueue:
+    for mq in queues:
+        if mq.queue_id == queue_id:
+            return mq
+    raise ClientError(f"topic {msg.topic!r} has no writable queue {queue_id}")

@@ -39,6 +39,7 @@ def add_parser(nouns: Any) -> None:
     send.add_argument("body")
     send.add_argument("--tags", default=None)
     send.add_argument("--keys", nargs="*", default=[], help="message keys")
+    send.add_argument("--queue", type=non_negative, default=None, help="queue id (default: round robin)")
 
 
 def _found_text(found: list[FoundMessage]) -> str:
@@ -56,7 +57,9 @@ def _found_text(found: list[FoundMessage]) -> str:
 
 async def run(admin: AdminClient, args: argparse.Namespace) -> object:
     if args.verb == "send":
-        sent = await admin.send_test_message(args.topic, args.body.encode(), tags=args.tags, keys=args.keys)
+        sent = await admin.send_test_message(
+            args.topic, args.body.encode(), tags=args.tags, keys=args.keys, queue_id=args.queue
+        )
         if args.json:
             return sent.to_json()
         return table(["MSG-ID", "OFFSET-MSG-ID", "BROKER", "QUEUE", "OFFSET", "STATUS"],
