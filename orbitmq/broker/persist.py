@@ -135,6 +135,11 @@ class JsonConfigManager:
         self.clock = clock
         self._file_ops = file_ops
         self._lock = threading.RLock()
+        # Writes of one file are serialised, and a snapshot older than the one on disk is dropped: two
+        # persists in flight (the periodic service and a handler's immediate persist) used to share the
+        # same temp file, and the slower one could either fail its rename or put older content back.
+        self._write_lock = threading.Lock()
+        self._written_changes = -1
         self._changes = 0
         self._persisted_changes = 0
 
@@ -165,19 +170,23 @@ class JsonConfigManager:
         with self._lock:
             return dump_json(self.encode_obj()), self._changes
 
-    def _write(self, data: bytes) -> None:
-        atomic_write(self.path, data, self._file_ops)
+    def _write(self, data: bytes, changes: int) -> None:
+        with self._write_lock:
+            if changes < self._written_changes:
+                return
+            atomic_write(self.path, data, self._file_ops)
+            self._written_changes = changes
 
     def persist(self) -> None:
         """Write the file now. Blocking (fsync): run it in a worker thread, or use :meth:`persist_async`."""
         data, changes = self._snapshot()
-        self._write(data)
+        self._write(data, changes)
         self._persisted_changes = max(self._persisted_changes, changes)
 
     async def persist_async(self) -> None:
         """Encode on the loop thread, write in a worker thread."""
         data, changes = self._snapshot()
-        await asyncio.to_thread(self._write, data)
+        await asyncio.to_thread(self._write, data, changes)
         self._persisted_changes = max(self._persisted_changes, changes)
 
     @property
