@@ -36,6 +36,7 @@ log = logging.getLogger("orbitmq.proxy")
 #: Half messages the proxy remembers for EndTransaction (oldest forgotten first).
 TRANSACTIONS_MAX = 100_000
 HEARTBEAT_PERIOD_S = 20.0  # transactionHeartbeatPeriodSecond
+UNROUTED_RETRY_S = 1.0  # a producer topic whose route did not exist yet
 _STORED = (ResponseCode.SUCCESS, ResponseCode.FLUSH_DISK_TIMEOUT, ResponseCode.FLUSH_SLAVE_TIMEOUT,
            ResponseCode.SLAVE_NOT_AVAILABLE)  # fmt: skip
 _STORE_STATUS_CODES: dict[int, int] = {
@@ -207,7 +208,10 @@ class ProducerRegistration(Service):
     async def run(self) -> None:
         while not self.stopping:
             await self.heartbeat_all()
-            await self.wait_for_wakeup(HEARTBEAT_PERIOD_S)
+            # A topic without a route yet (created by the producer's first send) is retried soon, not after a
+            # whole period: until it is registered the brokers cannot check its orphaned transactions.
+            pending = any(t not in self._registered for t in self._topics)
+            await self.wait_for_wakeup(UNROUTED_RETRY_S if pending else HEARTBEAT_PERIOD_S)
 
     async def heartbeat_all(self) -> None:
         topics = sorted(self._topics)
