@@ -91,8 +91,11 @@ class BrokerConfig:
     pop_ck_stay_buffer_time_out: int = 3000  # popCkStayBufferTimeOut (ms): CK leaves this long before revive
     pop_ck_max_buffer_size: int = 200_000  # popCkMaxBufferSize: CKs held by the merge buffer
     pop_ck_offset_max_queue_size: int = 20_000  # popCkOffsetMaxQueueSize: async CK/ACK writes pending
-    append_ck_async: bool = False  # appendCkAsync: answer a pop before its CK is flushed
-    append_ack_async: bool = False  # appendAckAsync: answer an ack before it is flushed
+    #: appendCkAsync / appendAckAsync: answer a pop (an ack) before its CK (ACK) is flushed; the offset commit
+    #: still waits for the CK. Upstream defaults to false; OrbitMQ to true, from `orbitmq bench pop`
+    #: (docs/BENCHMARKS.md, docs/pop.md: never lost, at most duplicates after an OS crash).
+    append_ck_async: bool = True
+    append_ack_async: bool = True
     pop_from_retry_probability: int = 20  # popFromRetryProbability (%): pops that look at retry first
     pop_response_return_actual_retry_topic: bool = False  # popResponseReturnActualRetryTopic
     init_pop_offset_by_check_msg_in_mem: bool = True  # initPopOffsetByCheckMsgInMem

@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     bpop.add_argument("--consumers", type=int, default=4, help="consumer connections")
     bpop.add_argument("--batch", type=int, default=32, help="messages per pop (and per XREADGROUP)")
     bpop.add_argument("--no-redis", action="store_true", help="skip the Redis Streams peer")
-    bpop.add_argument("--quick", action="store_true", help="a 3,000-message backlog (for tests)")
+    bpop.add_argument("--quick", action="store_true", help="a 2,000-message backlog (for tests)")
     add_admin_parser(sub)
     return parser
 

@@ -312,7 +312,7 @@ async def _main(backlog: int, consumers: int, batch: int, redis: bool) -> dict[s
 def run_pop_bench(
     backlog: int = 200_000, consumers: int = 4, batch: int = 32, *, quick: bool = False, redis: bool = True
 ) -> dict[str, Any]:
-    """The benchmark; ``quick`` drains 3,000 messages (what the test runs)."""
+    """The benchmark; ``quick`` drains 2,000 messages (what the test runs)."""
     if quick:
-        backlog = 3_000
+        backlog = 2_000
     return asyncio.run(_main(backlog, consumers, batch, redis))

@@ -146,9 +146,9 @@ async def send_many(c: Cluster, topic: str, n: int, *, queue_id: int = 0, tags: 
 
 #: Broker settings every pop scenario of test_pop_modes.py runs under.
 MODES = {
-    "sync": {},
+    "sync": {"append_ck_async": False, "append_ack_async": False},
     "async": {"append_ck_async": True, "append_ack_async": True},
-    "merge": {"enable_pop_buffer_merge": True},
+    "merge": {"enable_pop_buffer_merge": True, "append_ck_async": False, "append_ack_async": False},
     "merge-async": {"enable_pop_buffer_merge": True, "append_ck_async": True, "append_ack_async": True},
 }
 
