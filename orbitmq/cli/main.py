@@ -15,7 +15,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from orbitmq.broker.app import BrokerApp
 from orbitmq.broker.config import BrokerConfig
@@ -177,9 +177,19 @@ def _namesrv_component(app: NamesrvApp) -> Component:
     return Component("namesrv", app.start, app.stop, lambda: f"{app.config.host}:{app.port}", lambda: app)
 
 
-def _broker_component(make: Callable[[], BrokerApp]) -> Component:
-    """The broker is built when it starts: in standalone mode it needs the NameServer's real port first."""
-    holder: list[BrokerApp] = []
+class _Served(Protocol):
+    @property
+    def address(self) -> str: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def _deferred_component(name: str, make: Callable[[], _Served]) -> Component:
+    """A component built when it starts: in standalone mode the broker needs the NameServer's real port
+    first, and the proxy needs the running broker."""
+    holder: list[_Served] = []
 
     async def start() -> None:
         holder.append(make())
@@ -190,12 +200,16 @@ def _broker_component(make: Callable[[], BrokerApp]) -> Component:
             await holder[0].stop()
 
     return Component(
-        "broker",
+        name,
         start,
         stop,
         lambda: holder[0].address if holder else None,
         lambda: holder[0] if holder else None,
     )
+
+
+def _broker_component(make: Callable[[], BrokerApp]) -> Component:
+    return _deferred_component("broker", make)
 
 
 def _metrics_component(host: str, port: int | None, servers: list[Component]) -> list[Component]:
@@ -217,24 +231,7 @@ def _metrics_component(host: str, port: int | None, servers: list[Component]) ->
 
 
 def _proxy_component(make: Callable[[], ProxyApp]) -> Component:
-    """Built when it starts: in standalone mode it needs the running broker."""
-    holder: list[ProxyApp] = []
-
-    async def start() -> None:
-        holder.append(make())
-        await holder[0].start()
-
-    async def stop() -> None:
-        if holder:
-            await holder[0].stop()
-
-    return Component(
-        "proxy",
-        start,
-        stop,
-        lambda: holder[0].address if holder else None,
-        lambda: holder[0] if holder else None,
-    )
+    return _deferred_component("proxy", make)
 
 
 def _store_and_broker_configs(

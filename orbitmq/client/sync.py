@@ -28,7 +28,7 @@ import asyncio
 import concurrent.futures
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 from orbitmq.client.consumer import PushConsumer
 from orbitmq.client.listener import ConsumeOrderlyContext, ListenerResult
@@ -77,6 +77,12 @@ class EventLoopThread:
         self.loop.close()
 
 
+class _AsyncClient(Protocol):
+    async def start(self) -> None: ...
+
+    async def shutdown(self) -> None: ...
+
+
 class _Facade:
     def __init__(self, runtime: EventLoopThread | None) -> None:
         self._own_runtime = runtime is None
@@ -106,6 +112,29 @@ class _Facade:
         if self._own_runtime:
             self.runtime.close()
 
+    # -- lifecycle, shared by every facade: ``_client`` is the asyncio client it wraps --------------------
+    _client: _AsyncClient
+
+    def start(self) -> None:
+        self._run(self._client.start())
+
+    def shutdown(self) -> None:
+        try:
+            self._run(self._client.shutdown())
+        finally:
+            self._after_shutdown()
+            self._release_runtime()
+
+    def _after_shutdown(self) -> None:
+        """Release what the facade itself holds (thread pools), after the client stopped."""
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
 
 class SyncProducer(_Facade):
     """:class:`~orbitmq.client.Producer` with blocking methods; keyword arguments go to it unchanged."""
@@ -119,23 +148,7 @@ class SyncProducer(_Facade):
         **kw: Any,
     ) -> None:
         super().__init__(runtime)
-        self.producer = self._create(lambda: Producer(group, namesrv_addrs, **kw))
-
-    def start(self) -> None:
-        self._run(self.producer.start())
-
-    def shutdown(self) -> None:
-        try:
-            self._run(self.producer.shutdown())
-        finally:
-            self._release_runtime()
-
-    def __enter__(self) -> SyncProducer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
+        self.producer = self._client = self._create(lambda: Producer(group, namesrv_addrs, **kw))
 
     def send(self, msg: Message, *, queue: MessageQueue | None = None) -> SendResult:
         return self._run(self.producer.send(msg, queue=queue))
@@ -170,7 +183,7 @@ class SyncPushConsumer(_Facade):
     ) -> None:
         super().__init__(runtime)
         kw.setdefault("consume_concurrency", consume_thread_max)
-        self.consumer = self._create(lambda: PushConsumer(group, namesrv_addrs, **kw))
+        self.consumer = self._client = self._create(lambda: PushConsumer(group, namesrv_addrs, **kw))
         self._pool = concurrent.futures.ThreadPoolExecutor(
             consume_thread_max, thread_name_prefix=f"consume-{group}"
         )
@@ -192,15 +205,8 @@ class SyncPushConsumer(_Facade):
 
         self.consumer.register_orderly_listener(on_pool)
 
-    def start(self) -> None:
-        self._run(self.consumer.start())
-
-    def shutdown(self) -> None:
-        try:
-            self._run(self.consumer.shutdown())
-        finally:
-            self._pool.shutdown(wait=True)
-            self._release_runtime()
+    def _after_shutdown(self) -> None:
+        self._pool.shutdown(wait=True)
 
     def assigned_queues(self) -> set[MessageQueue]:
         return self._call(self.consumer.assigned_queues)
@@ -218,7 +224,7 @@ class SyncLitePullConsumer(_Facade):
         **kw: Any,
     ) -> None:
         super().__init__(runtime)
-        self.consumer = self._create(lambda: LitePullConsumer(group, namesrv_addrs, **kw))
+        self.consumer = self._client = self._create(lambda: LitePullConsumer(group, namesrv_addrs, **kw))
 
     def subscribe(self, topic: str, expression: str = "*") -> None:
         self.consumer.subscribe(topic, expression)
@@ -228,22 +234,6 @@ class SyncLitePullConsumer(_Facade):
 
     def fetch_message_queues(self, topic: str) -> list[MessageQueue]:
         return self._run(self.consumer.fetch_message_queues(topic))
-
-    def start(self) -> None:
-        self._run(self.consumer.start())
-
-    def shutdown(self) -> None:
-        try:
-            self._run(self.consumer.shutdown())
-        finally:
-            self._release_runtime()
-
-    def __enter__(self) -> SyncLitePullConsumer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
 
     def poll(self, timeout_s: float | None = None) -> list[MessageExt]:
         return self._run(self.consumer.poll(timeout_s))
