@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from orbitmq.core.errors import BrokerError, ClientError, ProtocolError
 from orbitmq.net import RemotingClient
@@ -18,10 +18,32 @@ from orbitmq.protocol import fastjson
 from orbitmq.protocol.codes import RequestCode, ResponseCode, error_for
 from orbitmq.protocol.command import RemotingCommand
 
-__all__ = ["DEFAULT_CLUSTER", "MASTER_ID", "AdminBase", "BrokerRef", "check", "json_body", "mq_table"]
+__all__ = [
+    "DEFAULT_CLUSTER", "MASTER_ID", "AdminBase", "BrokerChange", "BrokerRef", "check", "json_body", "mq_table",
+]  # fmt: skip
 
 DEFAULT_CLUSTER: Final = "DefaultCluster"
 MASTER_ID: Final = "0"
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerChange:
+    """What one broker holds after a create/update (``config``: the broker's config JSON of the object), or
+    that it deleted it. Subclasses name the JSON key of that config."""
+
+    broker_name: str
+    broker_addr: str
+    action: str  # "created", "updated" or "deleted"
+    config: dict[str, Any] | None = None
+
+    config_key: ClassVar[str] = "config"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"brokerName": self.broker_name, "brokerAddr": self.broker_addr,
+                               "action": self.action}  # fmt: skip
+        if self.config is not None:
+            out[self.config_key] = self.config
+        return out
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -14,11 +14,11 @@ master: lag = broker max offset - committed offset, per queue.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
-from orbitmq.admin.base import DEFAULT_CLUSTER, AdminBase, json_object, mq_table
+from orbitmq.admin.base import DEFAULT_CLUSTER, AdminBase, BrokerChange, json_object, mq_table
 from orbitmq.core.errors import BrokerError, ProtocolError
 from orbitmq.protocol.codes import RequestCode, ResponseCode
 
@@ -38,18 +38,8 @@ class GroupSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class GroupChange:
-    broker_name: str
-    broker_addr: str
-    action: str  # "created", "updated" or "deleted"
-    config: dict[str, Any] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"brokerName": self.broker_name, "brokerAddr": self.broker_addr,
-                               "action": self.action}  # fmt: skip
-        if self.config is not None:
-            out["groupConfig"] = self.config
-        return out
+class GroupChange(BrokerChange):
+    config_key: ClassVar[str] = "groupConfig"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,9 @@ it (the broker keeps it as the topic's ``message.type`` attribute).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
-from orbitmq.admin.base import DEFAULT_CLUSTER, AdminBase, json_object, mq_table
+from orbitmq.admin.base import DEFAULT_CLUSTER, AdminBase, BrokerChange, json_object, mq_table
 from orbitmq.core.errors import ClientError, ProtocolError
 from orbitmq.protocol.codes import RequestCode
 
@@ -38,20 +38,8 @@ class TopicSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class BrokerTopicChange:
-    """What one broker holds after a create/update (``config`` = TopicConfig JSON), or that it deleted."""
-
-    broker_name: str
-    broker_addr: str
-    action: str  # "created", "updated" or "deleted"
-    config: dict[str, Any] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"brokerName": self.broker_name, "brokerAddr": self.broker_addr,
-                               "action": self.action}  # fmt: skip
-        if self.config is not None:
-            out["topicConfig"] = self.config
-        return out
+class BrokerTopicChange(BrokerChange):
+    config_key: ClassVar[str] = "topicConfig"
 
 
 @dataclass(frozen=True, slots=True)
