@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,10 +19,11 @@ SHORT_DELAY_LEVELS = " ".join(["1s"] * 18)
 
 
 class Cluster:
-    def __init__(self, root: Path, delay_levels: str = SHORT_DELAY_LEVELS) -> None:
+    def __init__(self, root: Path, delay_levels: str = SHORT_DELAY_LEVELS, **broker_options: Any) -> None:
         self.namesrv = NamesrvApp(NamesrvConfig(port=0))
         self.root = root
         self.delay_levels = delay_levels
+        self.broker_options = broker_options  # more BrokerConfig fields, for tests that need them
         self.broker: BrokerApp | None = None
 
     @property
@@ -31,7 +33,10 @@ class Cluster:
     async def start(self) -> Cluster:
         await self.namesrv.start()
         cfg = BrokerConfig(
-            listen_port=0, namesrv_addr=(self.namesrv.addr,), message_delay_level=self.delay_levels
+            listen_port=0,
+            namesrv_addr=(self.namesrv.addr,),
+            message_delay_level=self.delay_levels,
+            **self.broker_options,
         )
         store = StoreConfig(
             store_path_root_dir=str(self.root / "store"),
@@ -57,7 +62,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
         await c.stop()
 
 
-async def create_topic(cluster: Cluster, topic: str, queues: int = 8) -> None:
+async def create_topic(cluster: Cluster, topic: str, queues: int = 8, attributes: str = "") -> None:
     """UPDATE_AND_CREATE_TOPIC on the broker, then wait until the NameServer routes it (the broker
     re-registers at once on a topic change)."""
     from orbitmq.client.instance import ClientInstance
@@ -70,7 +75,8 @@ async def create_topic(cluster: Cluster, topic: str, queues: int = 8) -> None:
         await inst.request(
             cluster.broker.address, RequestCode.UPDATE_AND_CREATE_TOPIC,
             {"topic": topic, "defaultTopic": "TBW102", "readQueueNums": queues, "writeQueueNums": queues,
-             "perm": 6, "topicFilterType": "SINGLE_TAG", "order": False},
+             "perm": 6, "topicFilterType": "SINGLE_TAG", "order": False,
+             **({"attributes": attributes} if attributes else {})},
         )  # fmt: skip
         async with asyncio.timeout(10):
             while True:

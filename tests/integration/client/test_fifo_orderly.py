@@ -18,19 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from orbitmq.broker.app import BrokerApp
-from orbitmq.broker.config import BrokerConfig
 from orbitmq.client import ConsumeOrderlyContext, ConsumeOrderlyStatus, Message, MessageExt
 from orbitmq.client.consumer import PushConsumer
-from orbitmq.client.instance import ClientInstance
 from orbitmq.client.model import ConsumeFromWhere
 from orbitmq.client.producer import Producer
-from orbitmq.namesrv.app import NamesrvApp
-from orbitmq.namesrv.config import NamesrvConfig
-from orbitmq.protocol.codes import RequestCode
-from orbitmq.store import StoreConfig
 
-from .conftest import SHORT_DELAY_LEVELS, until
+from .conftest import Cluster, create_topic, until
 
 GROUPS, PRODUCERS, PER_PRODUCER_AND_GROUP, QUEUES = 24, 3, 6, 4
 #: A dead member's broker locks lapse after this (upstream's lockMaxLiveTime, 60 s by default).
@@ -39,46 +32,16 @@ LOCK_LIVE_MS = 1500
 Delivery = tuple[str, int, int]  # (body, queue id, queue offset)
 
 
-class FifoCluster:
+class FifoCluster(Cluster):
+    """A FIFO-checking broker whose dead members' queue locks lapse quickly."""
+
     def __init__(self, root: Path) -> None:
-        self.namesrv = NamesrvApp(NamesrvConfig(port=0))
-        self.root = root
-        self.broker: BrokerApp | None = None
-
-    @property
-    def ns(self) -> str:
-        return self.namesrv.addr
-
-    async def start(self) -> FifoCluster:
-        await self.namesrv.start()
-        cfg = BrokerConfig(
-            listen_port=0, namesrv_addr=(self.ns,), message_delay_level=SHORT_DELAY_LEVELS,
-            enable_topic_message_type_check=True, rebalance_lock_max_live_time=LOCK_LIVE_MS,
-        )  # fmt: skip
-        store = StoreConfig(store_path_root_dir=str(self.root / "store"), mapped_file_size_commit_log=8 << 20)
-        self.broker = BrokerApp(cfg, store)
-        await self.broker.start()
-        return self
-
-    async def stop(self) -> None:
-        if self.broker is not None:
-            await self.broker.stop()
-        await self.namesrv.stop()
+        super().__init__(
+            root, enable_topic_message_type_check=True, rebalance_lock_max_live_time=LOCK_LIVE_MS
+        )
 
     async def create_fifo_topic(self, topic: str) -> None:
-        assert self.broker is not None
-        inst = ClientInstance([self.ns])
-        try:
-            await inst.request(
-                self.broker.address, RequestCode.UPDATE_AND_CREATE_TOPIC,
-                {"topic": topic, "defaultTopic": "TBW102", "readQueueNums": QUEUES, "writeQueueNums": QUEUES,
-                 "perm": 6, "topicFilterType": "SINGLE_TAG", "order": False, "attributes": "+message.type=FIFO"},
-            )  # fmt: skip
-            async with asyncio.timeout(10):
-                while len((await inst.route(topic, refresh=True)).subscribe_queues) != QUEUES:
-                    await asyncio.sleep(0.05)
-        finally:
-            await inst.close()
+        await create_topic(self, topic, QUEUES, attributes="+message.type=FIFO")
 
 
 @pytest.fixture
