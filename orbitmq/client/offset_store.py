@@ -14,6 +14,7 @@ idea, not its fastjson encoding).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -120,6 +121,7 @@ class LocalFileOffsetStore(OffsetStore):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         super().__init__()
         self.path = Path(path)
+        self._write_lock = asyncio.Lock()
         #: How many times the file was written (a plain counter for metrics and tests).
         self.writes = 0
 
@@ -138,18 +140,24 @@ class LocalFileOffsetStore(OffsetStore):
         return self.table.get(mq)
 
     async def persist(self, mq: MessageQueue) -> None:
-        self._write()
+        await self._persist()
 
     async def persist_all(self, mqs: Iterable[MessageQueue]) -> None:
-        self._write()
+        await self._persist()
 
-    def _write(self) -> None:
-        """Small file, rare writes (every few seconds): a synchronous write keeps the ordering obvious."""
+    async def _persist(self) -> None:
+        """Encode on the loop (the table changes there), write and fsync in a worker thread so the consumer's
+        loop is not stalled by the disk; one write at a time, in call order, so the newest table wins."""
+        data = _encode(self.table)
+        async with self._write_lock:
+            await asyncio.to_thread(self._write, data)
+
+    def _write(self, data: bytes) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_name(self.path.name + ".tmp")
             with open(tmp, "wb") as f:
-                f.write(_encode(self.table))
+                f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
             if self.path.exists():
