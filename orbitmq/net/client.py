@@ -7,12 +7,11 @@ Unlike ali-ons, a request that times out does not close the socket: the other re
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 
 from orbitmq.core.errors import ClientError
 from orbitmq.core.limits import FRAME_BYTES_MAX, INFLIGHT_REQUESTS_PER_CONNECTION_MAX
-from orbitmq.net.connection import Connection, NetCounters
+from orbitmq.net.connection import Connection, NetCounters, new_connection_id
 from orbitmq.net.dispatch import DispatchTable
 from orbitmq.protocol.codes import Version
 from orbitmq.protocol.command import RemotingCommand
@@ -51,7 +50,6 @@ class RemotingClient:
         self._connections: dict[str, Connection] = {}
         self._connecting: dict[str, asyncio.Task[Connection]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._ids = itertools.count(1)
         self._closed = False
 
     # -- requests ---------------------------------------------------------------------------------------
@@ -131,7 +129,7 @@ class RemotingClient:
 
     def _new_connection(self) -> Connection:
         return Connection(
-            next(self._ids),
+            new_connection_id(),
             self.dispatch,
             frame_bytes_max=self.frame_bytes_max,
             inflight_requests_max=self.inflight_requests_max,

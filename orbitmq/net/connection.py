@@ -25,13 +25,24 @@ from orbitmq.protocol.command import FLAG_ONEWAY, FLAG_RESPONSE, RemotingCommand
 from orbitmq.protocol.frame import FrameDecoder, encode_command
 from orbitmq.protocol.record import normalize_ipv4
 
-__all__ = ["CloseCallback", "Connection", "NetCounters"]
+__all__ = ["CloseCallback", "Connection", "NetCounters", "new_connection_id"]
 
 log = logging.getLogger("orbitmq.net")
 
 CloseCallback = Callable[["Connection"], None]
 
 _OPAQUE_MASK = 0x7FFFFFFF
+
+#: Connection ids are unique in the process, not per server or client: the broker keys client channels by
+#: id, and an in-process connection (the proxy's local backend) lives beside its server's sockets. Per-server
+#: counters gave both an id 1, and the close of one dropped the other's producer registration.
+_connection_ids = itertools.count(1)
+
+
+def new_connection_id() -> int:
+    return next(_connection_ids)
+
+
 #: Request codes counted one by one; any other code a peer sends is counted as -1, so a peer cannot grow
 #: the per-code table without bound.
 _KNOWN_CODES = frozenset(int(c) for c in RequestCode)

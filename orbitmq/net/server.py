@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from dataclasses import dataclass
 from orbitmq.core.errors import ConfigError
 from orbitmq.core.limits import CONNECTION_IDLE_S_MAX, FRAME_BYTES_MAX, INFLIGHT_REQUESTS_PER_CONNECTION_MAX
 from orbitmq.core.service import Service
-from orbitmq.net.connection import Connection, NetCounters
+from orbitmq.net.connection import Connection, NetCounters, new_connection_id
 from orbitmq.net.dispatch import DispatchTable
 
 __all__ = ["RemotingServer", "ServerConfig"]
@@ -77,7 +76,6 @@ class RemotingServer(Service):
         self._server: asyncio.Server | None = None
         self._connections: dict[int, Connection] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._ids = itertools.count(1)
 
     @property
     def connections(self) -> list[Connection]:
@@ -126,7 +124,7 @@ class RemotingServer(Service):
 
     def _new_connection(self) -> Connection:
         conn = Connection(
-            next(self._ids),
+            new_connection_id(),
             self.dispatch,
             frame_bytes_max=self.config.frame_bytes_max,
             inflight_requests_max=self.config.inflight_requests_max,

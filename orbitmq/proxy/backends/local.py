@@ -13,7 +13,6 @@ reaches the proxy exactly as in cluster mode. Only this module of the proxy may 
 from __future__ import annotations
 
 import asyncio
-import itertools
 from typing import Any
 
 from orbitmq.broker.app import BrokerApp
@@ -23,6 +22,7 @@ from orbitmq.client.routing import TopicRoute
 from orbitmq.core.errors import BrokerError, ClientError
 from orbitmq.core.limits import FRAME_BYTES_MAX, INFLIGHT_REQUESTS_PER_CONNECTION_MAX
 from orbitmq.net import Connection, NetCounters, handle_request
+from orbitmq.net.connection import new_connection_id
 from orbitmq.net.dispatch import DispatchTable
 from orbitmq.protocol.codes import ResponseCode
 from orbitmq.protocol.command import RemotingCommand
@@ -30,8 +30,6 @@ from orbitmq.protocol.frame import java_text
 from orbitmq.proxy.backends.base import Backend
 
 __all__ = ["LocalBackend"]
-
-_ids = itertools.count(1)
 
 
 class _PipeEnd(asyncio.Transport):
@@ -80,7 +78,7 @@ class _PipeEnd(asyncio.Transport):
 
 def _connection(dispatch: DispatchTable, tasks: set[asyncio.Task[None]]) -> Connection:
     return Connection(
-        next(_ids), dispatch, frame_bytes_max=FRAME_BYTES_MAX,
+        new_connection_id(), dispatch, frame_bytes_max=FRAME_BYTES_MAX,
         inflight_requests_max=INFLIGHT_REQUESTS_PER_CONNECTION_MAX, idle_timeout_s=None,
         counters=NetCounters(), tasks=tasks,
     )  # fmt: skip
