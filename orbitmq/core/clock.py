@@ -10,6 +10,7 @@ import asyncio
 import heapq
 import itertools
 import time
+from collections.abc import Awaitable
 from typing import Protocol
 
 __all__ = ["Clock", "FakeClock", "RealClock"]
@@ -26,8 +27,8 @@ class Clock(Protocol):
     def monotonic(self) -> float:
         """Seconds from an arbitrary origin that never goes backwards (timeouts, intervals)."""
 
-    async def sleep(self, seconds: float) -> None:
-        """Suspend the calling task for ``seconds`` of this clock's time."""
+    def sleep(self, seconds: float) -> Awaitable[None]:
+        """Suspend the awaiting task for ``seconds`` of this clock's time, counted from this call."""
 
 
 class RealClock:
@@ -59,13 +60,16 @@ class FakeClock:
     def monotonic(self) -> float:
         return self._now
 
-    async def sleep(self, seconds: float) -> None:
+    def sleep(self, seconds: float) -> asyncio.Future[None]:
+        # The deadline is fixed when sleep is called, not when an awaiting task first runs: callers wrap
+        # the sleep in a task (sleep-unless-woken), and an advance() between the two must not push it later.
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
         if seconds <= 0:
-            await asyncio.sleep(0)
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self._now + seconds, next(self._seq), fut))
-        await fut
+            loop.call_soon(_resolve, fut)
+        else:
+            heapq.heappush(self._sleepers, (self._now + seconds, next(self._seq), fut))
+        return fut
 
     async def advance(self, seconds: float) -> None:
         target = self._now + seconds
@@ -82,3 +86,8 @@ class FakeClock:
     @property
     def sleepers(self) -> int:
         return sum(1 for _, _, f in self._sleepers if not f.done())
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
