@@ -1,20 +1,9 @@
-"""Per-topic request modes on the client, and the mode-aware rebalance of a push consumer
-(docs/pop-rebalance.md).
+"""The mode-aware rebalance of a push consumer (docs/pop-rebalance.md).
 
 A group's topics are PULL (classic: each queue owned by one member, balanced on the client) or POP (the
-broker assigns queues with upstream's ``allocate4Pop`` and members pop them). :class:`RequestModeCache`
-holds what this client believes each topic is. It changes only through three transitions, each fed by a
-*successful* answer or a push from a broker:
-
-- :meth:`RequestModeCache.apply_table`: a GET_ALL_MESSAGE_REQUEST_MODE (402) answer (reconciliation);
-- :meth:`RequestModeCache.apply_push`: a NOTIFY_MESSAGE_REQUEST_MODE_CHANGED (403) push;
-- :meth:`RequestModeCache.apply_assignment`: the mode carried by a QUERY_ASSIGNMENT (400) answer.
-
-A failed or timed-out request calls none of them, so it can never flip a topic (upstream #8686: a client
-that classified topics by probing turned a POP topic into a locally balanced one on a network error and
-consumed it twice). A topic whose mode is unknown is not consumed until an answer says what it is. An
-answer that was on its way while a push arrived does not overwrite the push (each read carries the push
-sequence number it started at).
+broker assigns queues with upstream's ``allocate4Pop`` and members pop them). What this client believes
+each topic is lives in a :class:`~orbitmq.client.modes.cache.RequestModeCache`, fed only by successful
+answers and 403 pushes (see :mod:`orbitmq.client.modes.cache`).
 
 The policies (``RebalancePolicy``): ``MIXED`` (OrbitMQ: POP topics from the broker, the rest balanced
 locally), ``BROKER`` (upstream's ``clientRebalance=false``: every topic through QUERY_ASSIGNMENT on every
@@ -25,251 +14,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 import orjson
 
 from orbitmq.client.allocate import AllocateStrategy
 from orbitmq.client.instance import ClientInstance
 from orbitmq.client.model import RETRY_PREFIX, MessageExt, MessageQueue
+from orbitmq.client.modes.cache import RequestModeCache
+from orbitmq.client.modes.model import PULL_MODE, RebalancePolicy, TopicMode, pop_retry_topics
+from orbitmq.client.modes.wire import (
+    Assignment,
+    mode_table_fields,
+    parse_assignment,
+    parse_mode_push,
+    parse_mode_table,
+)
 from orbitmq.client.routing import TopicRoute
 from orbitmq.core.errors import ClientError, OrbitError, ProtocolError
 from orbitmq.net import Connection
-from orbitmq.protocol import fastjson
 from orbitmq.protocol.codes import RequestCode, ResponseCode
 from orbitmq.protocol.command import RemotingCommand
 
-__all__ = [
-    "ALL_QUEUES",
-    "Assignment",
-    "ModeAwareRebalance",
-    "ModePush",
-    "PopAssignee",
-    "RebalanceCounters",
-    "RebalanceHost",
-    "RebalancePolicy",
-    "RequestMode",
-    "RequestModeCache",
-    "TopicMode",
-    "parse_assignment",
-    "parse_mode_push",
-    "parse_mode_table",
-    "pop_retry_topics",
-]
+__all__ = ["ModeAwareRebalance", "PopAssignee", "RebalanceCounters", "RebalanceHost"]
 
+# The package's name, as before the split, so log filters and configurations keep matching.
 log = logging.getLogger("orbitmq.client.modes")
 
-#: Queue id of a POP assignment meaning "every queue of that broker".
-ALL_QUEUES: Final = -1
 
-
-class RebalancePolicy(enum.Enum):
-    MIXED = "MIXED"
-    BROKER = "BROKER"
-    LOCAL = "LOCAL"
-
-
-class RequestMode(enum.Enum):
-    PULL = "PULL"
-    POP = "POP"
-
-
-@dataclass(frozen=True, slots=True)
-class TopicMode:
-    mode: RequestMode
-    pop_share_queue_num: int = 0
-
-    @property
-    def pop(self) -> bool:
-        return self.mode is RequestMode.POP
-
-
-PULL_MODE: Final = TopicMode(RequestMode.PULL)
-
-
-def pop_retry_topics(group: str, topic: str) -> tuple[str, str]:
-    """The two names a broker may give the POP retry topic of (group, topic): V1 ``%RETRY%g_t`` (the
-    default) and V2 ``%RETRY%g+t``. Leftovers of a POP period are drained from them by pull."""
-    return f"{RETRY_PREFIX}{group}_{topic}", f"{RETRY_PREFIX}{group}+{topic}"
-
-
-# -- wire bodies --------------------------------------------------------------------------------------------
-def _mode(raw: object) -> RequestMode:
-    try:
-        return RequestMode(raw)
-    except ValueError:
-        raise ProtocolError(f"unknown message request mode {raw!r}") from None
-
-
-def _int(raw: object, what: str) -> int:
-    if isinstance(raw, bool) or not isinstance(raw, int | str):
-        raise ProtocolError(f"{what} is not an integer: {raw!r}")
-    try:
-        return int(raw)
-    except ValueError:
-        raise ProtocolError(f"{what} is not an integer: {raw!r}") from None
-
-
-def parse_mode_table(resp: RemotingCommand, group: str) -> tuple[dict[str, TopicMode], TopicMode]:
-    """A GET_ALL_MESSAGE_REQUEST_MODE answer → (this group's stored modes by topic, the broker's default);
-    ProtocolError when it is malformed.
-
-    An upstream broker sends no default: its shipped default is PULL, which is what we assume.
-    """
-    body = fastjson.loads(resp.body_bytes())
-    # Every broker sends the map, empty or not; an answer without it is not "no modes", it is broken.
-    table = body.get("messageRequestModeMap") if isinstance(body, dict) else None
-    if not isinstance(table, dict):
-        raise ProtocolError("mode table answer without a messageRequestModeMap object")
-    modes: dict[str, TopicMode] = {}
-    for topic, groups in table.items():
-        entry = groups.get(group) if isinstance(groups, dict) else None
-        if isinstance(entry, dict):
-            share = _int(entry.get("popShareQueueNum", 0), "popShareQueueNum")
-            modes[str(topic)] = TopicMode(_mode(entry.get("mode", "PULL")), share)
-    default_mode = _mode(resp.ext_fields.get("defaultMessageRequestMode", "PULL"))
-    default_share = _int(resp.ext_fields.get("defaultPopShareQueueNum", "-1"), "defaultPopShareQueueNum")
-    return modes, TopicMode(default_mode, default_share if default_mode is RequestMode.POP else 0)
-
-
-@dataclass(frozen=True, slots=True)
-class Assignment:
-    """A QUERY_ASSIGNMENT answer: the queues and the mode they are to be consumed in (None: no queue, so
-    the answer says nothing about the mode)."""
-
-    queues: frozenset[MessageQueue]
-    mode: RequestMode | None
-
-
-def parse_assignment(resp: RemotingCommand) -> Assignment | None:
-    """None for upstream's "no valid result" (``messageQueueAssignments`` null): keep what you have."""
-    body = fastjson.loads(resp.body_bytes()) if resp.body_bytes() else {}
-    if not isinstance(body, dict):
-        raise ProtocolError("assignment body is not an object")
-    raw = body.get("messageQueueAssignments")
-    if raw is None:
-        return None
-    if not isinstance(raw, list):
-        raise ProtocolError("messageQueueAssignments is not a list")
-    queues: set[MessageQueue] = set()
-    modes: set[RequestMode] = set()
-    for entry in raw:
-        if not isinstance(entry, dict) or not isinstance(entry.get("messageQueue"), dict):
-            raise ProtocolError(f"bad assignment entry {entry!r}")
-        try:
-            queues.add(MessageQueue.from_json(entry["messageQueue"]))
-        except (KeyError, ValueError) as exc:
-            raise ProtocolError(f"bad message queue in assignment: {exc!r}") from exc
-        modes.add(_mode(entry.get("mode", "PULL")))
-    if len(modes) > 1:
-        raise ProtocolError(f"assignment mixes modes {sorted(m.value for m in modes)}")
-    return Assignment(frozenset(queues), modes.pop() if modes else None)
-
-
-@dataclass(frozen=True, slots=True)
-class ModePush:
-    group: str
-    topic: str
-    mode: TopicMode
-    reason: str
-
-
-def parse_mode_push(cmd: RemotingCommand) -> ModePush:
-    """The ext fields of a 403 push; ProtocolError when one is missing or wrong."""
-    share = _int(cmd.ext_fields.get("popShareQueueNum", "0"), "popShareQueueNum")
-    return ModePush(
-        cmd.str_field("consumerGroup"),
-        cmd.str_field("topic"),
-        TopicMode(_mode(cmd.str_field("mode")), share),
-        cmd.ext_fields.get("reason", "MODE_CHANGED"),
-    )
-
-
-# -- the cache ----------------------------------------------------------------------------------------------
-class RequestModeCache:
-    """What this client believes each topic's mode is (absent = unknown). See the module docstring."""
-
-    def __init__(self) -> None:
-        self._modes: dict[str, TopicMode] = {}
-        self._pushed_at: dict[str, int] = {}
-        self._seq = 0
-        #: Every change of a known topic's mode, as (topic, old, new) (tests and metrics read it).
-        self.history: list[tuple[str, TopicMode | None, TopicMode]] = []
-        self._share_known: set[str] = set()
-
-    def get(self, topic: str) -> TopicMode | None:
-        if topic.startswith(RETRY_PREFIX):
-            return PULL_MODE  # retry topics are always pulled (upstream's rule, the broker refuses others)
-        return self._modes.get(topic)
-
-    def snapshot(self) -> dict[str, TopicMode]:
-        return dict(self._modes)
-
-    def share_known(self, topic: str) -> bool:
-        """True when the share came from a table or a push (an assignment answer does not carry it)."""
-        return topic in self._share_known
-
-    def begin_read(self) -> int:
-        """Call before sending a request whose answer will feed :meth:`apply_table`/:meth:`apply_assignment`."""
-        return self._seq
-
-    def _set(self, topic: str, mode: TopicMode) -> bool:
-        old = self._modes.get(topic)
-        if old == mode:
-            return False
-        self._modes[topic] = mode
-        self.history.append((topic, old, mode))
-        return True
-
-    def apply_push(self, topic: str, mode: TopicMode) -> bool:
-        """A broker pushed ``mode``; True if it changed anything."""
-        self._seq += 1
-        self._pushed_at[topic] = self._seq
-        self._share_known.add(topic)
-        return self._set(topic, mode)
-
-    def _superseded(self, topic: str, token: int) -> bool:
-        return self._pushed_at.get(topic, 0) > token
-
-    def apply_table(
-        self, token: int, topics: Iterable[str], modes: Mapping[str, TopicMode], default: TopicMode
-    ) -> list[str]:
-        """A successful mode table read (started at ``token``): every topic of ``topics`` takes its stored
-        mode, or ``default``. Topics pushed since ``token`` keep the pushed mode. The topics that changed."""
-        changed = []
-        for topic in topics:
-            if topic.startswith(RETRY_PREFIX) or self._superseded(topic, token):
-                continue
-            self._share_known.add(topic)
-            if self._set(topic, modes.get(topic, default)):
-                changed.append(topic)
-        return changed
-
-    def apply_assignment(self, token: int, topic: str, assignment: Assignment) -> bool:
-        """The mode a successful QUERY_ASSIGNMENT answered with (it knows no share: the cached one is
-        kept, else 0). Answers without queues, or overtaken by a push, change nothing."""
-        if assignment.mode is None or topic.startswith(RETRY_PREFIX) or self._superseded(topic, token):
-            return False
-        known = self._modes.get(topic)
-        if known is not None and known.mode is assignment.mode:
-            return False
-        share = known.pop_share_queue_num if known is not None else 0
-        if known is None:
-            self._share_known.discard(topic)
-        return self._set(topic, TopicMode(assignment.mode, share))
-
-
-def mode_table_fields(group: str, subscribe: bool) -> dict[str, Any]:
-    """Ext fields of OrbitMQ's GET_ALL_MESSAGE_REQUEST_MODE: one group, and the 403 subscription."""
-    return {"consumerGroup": group, "subscribeModeChange": subscribe}
-
-
-# -- the mode-aware rebalance ---------------------------------------------------------------------------------
 class RebalanceHost(Protocol):
     """What :class:`ModeAwareRebalance` needs of its consumer (``ConsumerBase`` has all of it)."""
 
