@@ -25,6 +25,7 @@ from pathlib import Path
 from orbitmq.client.instance import ClientInstance
 from orbitmq.client.model import MessageQueue
 from orbitmq.core.errors import BrokerError, ClientError, OrbitError
+from orbitmq.core.fileio import atomic_write
 from orbitmq.protocol.codes import RequestCode, ResponseCode
 
 __all__ = ["LocalFileOffsetStore", "OffsetStore", "RemoteBrokerOffsetStore", "local_offsets_path"]
@@ -154,15 +155,9 @@ class LocalFileOffsetStore(OffsetStore):
 
     def _write(self, data: bytes) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            if self.path.exists():
-                os.replace(self.path, self.path.with_name(self.path.name + ".bak"))
-            os.replace(tmp, self.path)
+            # 0o666 (before the umask) and no directory fsync: what this file always had; the broker's
+            # config files fsync their directory too (orbitmq.store.fileops.atomic_write).
+            atomic_write(self.path, data, mode=0o666)
             self.writes += 1
         except OSError as exc:
             raise ClientError(f"cannot write the local offset file {self.path}: {exc}") from exc

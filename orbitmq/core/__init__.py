@@ -1,4 +1,5 @@
-"""Model types, clock, errors, limits and the Service lifecycle (standard library only)."""
+"""Model types, clock, errors, limits, atomic file writes and the Service lifecycle (standard library
+only)."""
 
 from orbitmq.core.clock import Clock, FakeClock, RealClock
 from orbitmq.core.errors import BrokerError, ClientError, ConfigError, OrbitError, ProtocolError, StoreError

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 
+from orbitmq.core import fileio
+
 __all__ = ["FileOps", "atomic_write", "read_with_backup"]
 
 
@@ -39,26 +41,12 @@ def atomic_write(path: str, data: bytes, ops: FileOps | None = None) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves either the old or the new content.
 
     The previous content is kept as ``path.bak`` (RocketMQ's procedure): write ``path.tmp``, fsync it,
-    move the current file to ``.bak``, rename the temp file into place, fsync the directory.
+    move the current file to ``.bak``, rename the temp file into place, fsync the directory; both fsyncs
+    go through ``ops`` (:func:`orbitmq.core.fileio.atomic_write` does the rest).
     Blocking: run it in a worker thread from async code.
     """
     ops = ops or FileOps()
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-        ops.fsync(fd)
-    finally:
-        os.close(fd)
-    if os.path.exists(path):
-        os.replace(path, path + ".bak")
-    os.replace(tmp, path)
-    ops.fsync_dir(directory)
+    fileio.atomic_write(path, data, fsync=ops.fsync, fsync_dir=ops.fsync_dir)
 
 
 def read_with_backup(path: str) -> bytes | None:
