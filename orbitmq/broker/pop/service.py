@@ -149,9 +149,12 @@ class PopService(Service):
 
     def _on_offset_reset(self, group: str, topic: str, queue_id: int, offset: int) -> None:
         """A server-side reset: pops in flight on the queue no longer move its offset (their checkpoints
-        still revive unacked messages); the next pop of the queue starts at the reset offset."""
+        still revive unacked messages); the next pop of the queue starts at the reset offset. A pop or
+        notification held on the queue looks again now: a reset back in time has messages for it."""
         self.pop_offsets.forget((topic, group, queue_id))
         self.orderly.clear((topic, group, queue_id))
+        self.pop_polling.notify_arrival(topic, group, queue_id)
+        self.notification_polling.notify_arrival(topic, group, queue_id)
 
     def _learn_retry_topic(self, retry_topic: str, group: str, topic: str) -> None:
         self.popper.retry_topics.setdefault(retry_topic, (group, topic))

@@ -149,3 +149,23 @@ async def test_stopping_the_broker_answers_held_pops(cluster: Cluster) -> None:
     popped = await asyncio.wait_for(held, 5)
     assert popped.code == ResponseCode.POLLING_TIMEOUT
     c.broker = None
+
+
+async def test_held_pop_and_notification_are_woken_by_an_offset_reset(fake: Cluster) -> None:
+    """A reset back in time gives a held pop (or notification) messages again: it is answered now, not at its
+    poll time (the broker's clock is fake and never reaches it)."""
+    c = fake
+    assert c.b.pop is not None
+    await send_many(c, "LPr", 3, queue_id=0)
+    assert (await pop(c, "LPr", queue_id=0)).bodies == [b"m0", b"m1", b"m2"]
+    held = asyncio.create_task(pop(c, "LPr", queue_id=0, poll_ms=20_000))
+    await until(lambda: parked(c) == 1)
+    c.b.offsets.assign_reset_offset("G", "LPr", 0, 1)
+    popped = await asyncio.wait_for(held, 5)
+    assert popped.code == ResponseCode.SUCCESS and popped.bodies == [b"m1", b"m2"]
+
+    noticed = asyncio.create_task(notification(c, "LPr", queue_id=0, poll_ms=20_000))
+    await until(lambda: c.b.pop is not None and c.b.pop.notification_polling.parked_count == 1)
+    c.b.offsets.assign_reset_offset("G", "LPr", 0, 2)
+    code, header = await asyncio.wait_for(noticed, 5)
+    assert code == ResponseCode.SUCCESS and header.has_msg
