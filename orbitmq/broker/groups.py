@@ -153,6 +153,9 @@ class HeartbeatData:
     consumers: tuple[ConsumerData, ...] = ()  # consumerDataSet
     heartbeat_fingerprint: int = 0  # heartbeatFingerprint
     without_sub: bool = False  # withoutSub
+    #: OrbitMQ's addition, sent by its proxy for a gRPC client: that client's address (Java brokers
+    #: ignore the key). Display only: admin bodies show it instead of the proxy's connection.
+    client_addr: str | None = None  # clientAddr
 
     @classmethod
     def decode(cls, body: bytes) -> HeartbeatData:
@@ -181,7 +184,16 @@ class HeartbeatData:
             consumers=tuple(ConsumerData.from_json(c) for c in consumers),
             heartbeat_fingerprint=fingerprint if isinstance(fingerprint, int) else 0,
             without_sub=bool(obj.get("withoutSub", False)),
+            client_addr=_client_addr(obj.get("clientAddr")),
         )
+
+
+def _client_addr(raw: object) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not raw or len(raw) > 300:
+        raise ProtocolError("heartbeat: clientAddr must be a non-empty string")
+    return raw
 
 
 # -- client channels ----------------------------------------------------------------------------------------
@@ -192,6 +204,12 @@ class _ClientChannel:
     language: str
     version: int
     last_update_ms: int
+    #: The client's own address when a proxy heartbeats for it (``clientAddr``); else the channel's peer.
+    client_addr: str | None = None
+
+    @property
+    def addr(self) -> str:
+        return self.client_addr or self.channel.remote_addr
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +232,7 @@ class ClientInfo:
 
 
 def _info(c: _ClientChannel) -> ClientInfo:
-    return ClientInfo(c.client_id, c.channel.remote_addr, c.language, c.version, c.last_update_ms)
+    return ClientInfo(c.client_id, c.addr, c.language, c.version, c.last_update_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,7 +286,13 @@ class _ConsumerGroup:
     message_model: MessageModel
     consume_from_where: ConsumeFromWhere
     notify_enabled: bool = True
-    channels: dict[int, _ClientChannel] = field(default_factory=dict)
+    #: (channel id, client id) → member. One channel normally carries one client; a proxy's channel carries
+    #: every gRPC consumer it heartbeats for, each under its own client id.
+    channels: dict[tuple[int, str], _ClientChannel] = field(default_factory=dict)
+
+    def distinct_channels(self) -> list[ChannelLike]:
+        return list({c.channel.id: c.channel for c in self.channels.values()}.values())
+
     subscriptions: dict[str, SubscriptionData] = field(default_factory=dict)
 
     def update_subscriptions(self, subs: Iterable[SubscriptionData]) -> bool:
@@ -318,11 +342,13 @@ class ConsumerManager:
         *,
         notify_enabled: bool = True,
         update_subscription: bool = True,
+        client_addr: str | None = None,
     ) -> RegisterResult:
         """Register or refresh a consumer from a heartbeat; notifies the group when something changed.
 
         ``notify_enabled`` is the group config's ``notifyConsumerIdsChangedEnable``;
-        ``update_subscription=False`` for a heartbeat-v2 ``withoutSub`` (keep the known subscriptions).
+        ``update_subscription=False`` for a heartbeat-v2 ``withoutSub`` (keep the known subscriptions);
+        ``client_addr`` the address a proxy reports for the client it heartbeats for.
         """
         info = self._groups.get(group)
         if info is None:
@@ -333,45 +359,40 @@ class ConsumerManager:
             consume_from_where,
         )
         info.notify_enabled = notify_enabled
-        current = info.channels.get(channel.id)
+        key = (channel.id, client_id)
+        current = info.channels.get(key)
         new_channel = current is None
-        if current is None or current.client_id != client_id:
-            if current is not None:
-                log.error(
-                    "group %s: channel %s changed client id %s → %s",
-                    group,
-                    channel.id,
-                    current.client_id,
-                    client_id,
-                )
-            info.channels[channel.id] = _ClientChannel(channel, client_id, language, version, now_ms)
-            if new_channel:
-                log.info(
-                    "consumer %s joined group %s from %s",
-                    client_id,
-                    group,
-                    channel.remote_addr,
-                    extra={"event": "consumer_joined", "group": group, "client_id": client_id},
-                )
+        if current is None:
+            current = info.channels[key] = _ClientChannel(
+                channel, client_id, language, version, now_ms, client_addr
+            )
+            log.info(
+                "consumer %s joined group %s from %s",
+                client_id,
+                group,
+                current.addr,
+                extra={"event": "consumer_joined", "group": group, "client_id": client_id},
+            )
         else:
             current.last_update_ms = now_ms
-            current.language, current.version = language, version
+            current.language, current.version, current.client_addr = language, version, client_addr
         subs_changed = info.update_subscriptions(subscriptions) if update_subscription else False
         result = RegisterResult(new_channel, subs_changed)
         if result.changed:
             self._notify(group, info)
         return result
 
-    def unregister_consumer(self, group: str, channel: ChannelLike) -> bool:
-        """UNREGISTER_CLIENT: remove the channel from the group; True if it was there."""
+    def unregister_consumer(self, group: str, channel: ChannelLike, client_id: str) -> bool:
+        """UNREGISTER_CLIENT: remove the client of this channel from the group; True if it was there."""
         info = self._groups.get(group)
-        if info is None or info.channels.pop(channel.id, None) is None:
+        if info is None or info.channels.pop((channel.id, client_id), None) is None:
             return False
         log.info(
-            "consumer on %s left group %s",
+            "consumer %s on %s left group %s",
+            client_id,
             channel.remote_addr,
             group,
-            extra={"event": "consumer_left", "group": group},
+            extra={"event": "consumer_left", "group": group, "client_id": client_id},
         )
         self._after_removal(group, info)
         return True
@@ -380,7 +401,10 @@ class ConsumerManager:
         """The connection is gone: remove it from every group; the groups it was in."""
         left = []
         for group, info in list(self._groups.items()):
-            if info.channels.pop(channel.id, None) is not None:
+            mine = [key for key in info.channels if key[0] == channel.id]
+            for key in mine:
+                del info.channels[key]
+            if mine:
                 left.append(group)
                 self._after_removal(group, info)
         return left
@@ -395,7 +419,7 @@ class ConsumerManager:
         for group, info in list(self._groups.items()):
             gone = [c for c in info.channels.values() if now_ms - c.last_update_ms > timeout]
             for c in gone:
-                del info.channels[c.channel.id]
+                del info.channels[(c.channel.id, c.client_id)]
                 log.warning(
                     "consumer %s of group %s expired (silent since %d)",
                     c.client_id,
@@ -438,7 +462,7 @@ class ConsumerManager:
             extra={"event": "rebalance", "group": group},
         )
         try:
-            self.on_change(group, [c.channel for c in info.channels.values()])
+            self.on_change(group, info.distinct_channels())
         except Exception:
             log.exception("consumer ids change listener failed for group %s", group)
 
@@ -455,7 +479,7 @@ class ConsumerManager:
 
     def channels(self, group: str) -> list[ChannelLike]:
         info = self._groups.get(group)
-        return [c.channel for c in info.channels.values()] if info else []
+        return info.distinct_channels() if info else []
 
     def find_channel(self, group: str, client_id: str) -> ChannelLike | None:
         """The channel of ``client_id`` in ``group`` (to forward GET_CONSUMER_RUNNING_INFO & co.)."""

@@ -411,6 +411,8 @@ def _proxy(fams: _Families, app: ProxyApp) -> None:
         ("renewals", "Receipt handles renewed for push consumers", c.renewals),
         ("renewal_failures", "Receipt-handle renewals that failed", c.renewal_failures),
         ("transaction_checks", "Orphaned-transaction checks pushed to producers", c.transaction_checks),
+        ("registration_failures", "Consumer heartbeats or unregistrations sent for gRPC clients that failed",
+         c.registration_failures),
     ):  # fmt: skip
         fams.counter(f"orbitmq_proxy_{name}_total", doc, _NODE, node, value)
     for mode, n in (("pop_with_notify", c.pop_with_notify), ("plain", c.plain_long_polls)):

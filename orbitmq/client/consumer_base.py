@@ -28,12 +28,11 @@ from orbitmq.client.offset_store import (
     local_offsets_path,
 )
 from orbitmq.client.periodic import Periodic
-from orbitmq.client.pull import tags_of
+from orbitmq.client.pull import subscription_json
 from orbitmq.core.errors import BrokerError, ClientError
 from orbitmq.net import Connection
 from orbitmq.protocol.codes import RequestCode
 from orbitmq.protocol.command import RemotingCommand
-from orbitmq.protocol.record import java_string_hash
 
 __all__ = ["ConsumerBase"]
 
@@ -146,12 +145,7 @@ class ConsumerBase:
     async def heartbeat(self) -> None:
         if not self.subscriptions:
             return  # nothing to tell the brokers (a lite pull consumer with assigned queues)
-        subs = [
-            {"topic": t, "subString": e, "tagsSet": sorted(tags_of(e)),
-             "codeSet": [java_string_hash(x) for x in sorted(tags_of(e))], "subVersion": self.sub_version,
-             "classFilterMode": False, "expressionType": "TAG"}
-            for t, e in self.subscriptions.items()
-        ]  # fmt: skip
+        subs = [subscription_json(t, e, "TAG", self.sub_version) for t, e in self.subscriptions.items()]
         consumer = {"groupName": self.group, "consumeType": self.consume_type,
                     "messageModel": self.message_model.value, "consumeFromWhere": self.consume_from_where.value,
                     "subscriptionDataSet": subs, "unitMode": False}  # fmt: skip

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 from orbitmq.client.instance import ClientInstance
 from orbitmq.client.model import MessageExt, MessageQueue, message_ext_from_record
 from orbitmq.protocol.codes import RequestCode, ResponseCode
-from orbitmq.protocol.record import decode_records
+from orbitmq.protocol.record import decode_records, java_string_hash
 
-__all__ = ["PullResult", "PullStatus", "pull", "tags_of"]
+__all__ = ["PullResult", "PullStatus", "pull", "subscription_json", "tags_of"]
 
 FLAG_COMMIT_OFFSET = 0x1
 FLAG_SUSPEND = 0x2
@@ -52,6 +53,17 @@ def tags_of(expression: str) -> frozenset[str]:
     if not expr or expr == "*":
         return frozenset()
     return frozenset(t.strip() for t in expr.split("||") if t.strip())
+
+
+def subscription_json(
+    topic: str, expression: str, expression_type: str = "TAG", sub_version: int = 0
+) -> dict[str, Any]:
+    """A heartbeat's ``SubscriptionData`` for ``topic``: tags and their Java hash codes for a TAG expression,
+    the expression alone for SQL92."""
+    tags = sorted(tags_of(expression)) if expression_type == "TAG" else []
+    return {"topic": topic, "subString": expression.strip() or "*", "tagsSet": tags,
+            "codeSet": [java_string_hash(t) for t in tags], "subVersion": sub_version, "classFilterMode": False,
+            "expressionType": expression_type}  # fmt: skip
 
 
 async def pull(

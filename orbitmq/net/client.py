@@ -20,8 +20,6 @@ __all__ = ["RemotingClient", "parse_addr"]
 
 log = logging.getLogger("orbitmq.net")
 
-LANGUAGE = "PYTHON"
-
 
 def parse_addr(addr: str) -> tuple[str, int]:
     """``"host:port"`` → (host, port); RocketMQ addresses are IPv4 or names, split on the last colon."""
@@ -76,7 +74,7 @@ class RemotingClient:
 
     @staticmethod
     def _stamp(cmd: RemotingCommand) -> None:
-        cmd.language = LANGUAGE
+        # The language stays the command's own (PYTHON unless a proxy speaks for a client of another one).
         cmd.version = int(Version.V5_3_3)
 
     # -- connections ------------------------------------------------------------------------------------

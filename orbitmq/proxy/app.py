@@ -108,6 +108,7 @@ class ProxyApp(Service):
         self._service = MessagingService(proc, receiver)
         sgrpc.add_MessagingServiceServicer_to_server(self._service, server)
         await proc.registration.start()
+        await proc.members.start()
         await receiver.start()
         self._cleaner = _ClientCleaner(proc, receiver)
         await self._cleaner.start()
@@ -126,7 +127,8 @@ class ProxyApp(Service):
             self._service.close_streams()
         if self._server is not None:
             await self._server.stop(self.config.grpc_shutdown_time_seconds)
-        for svc in (self._cleaner, self.processor.registration if self.processor else None):
+        registrations = (self.processor.registration, self.processor.members) if self.processor else ()
+        for svc in (self._cleaner, *registrations):
             if svc is not None:
                 try:
                     await svc.stop()

@@ -28,6 +28,8 @@ class ClientSession:
     publish_topics: tuple[str, ...] = ()
     language: str = ""
     version: str = ""
+    #: ``host:port`` of the client as the gRPC server saw it last.
+    address: str = ""
     last_seen: float = 0.0
     #: One queue per open Telemetry stream of this client; the stream's writer drains it.
     outboxes: list[asyncio.Queue[Any]] = field(default_factory=list)

@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rocketmq.grpc_protocol import definition_pb2 as pb
 from rocketmq.grpc_protocol import service_pb2 as spb
 
 from orbitmq.client.pop import (
@@ -41,7 +40,7 @@ from orbitmq.protocol.pop import (
 )
 from orbitmq.protocol.record import Prop
 from orbitmq.proxy.clients import ClientSession
-from orbitmq.proxy.convert import duration_ms, ms_timestamp, record_to_message
+from orbitmq.proxy.convert import duration_ms, ms_timestamp, record_to_message, subscription_filter
 from orbitmq.proxy.longpoll import (
     BROKER_ANSWER_MARGIN_MS,
     FalseEmptyTracker,
@@ -197,7 +196,8 @@ class Receiver:
                     f"invisible duration {invisible} ms is outside [{cfg.min_invisible_time_mills_for_recv}, "
                     f"{cfg.max_invisible_time_mills}]",
                 )
-        exp_type, exp = _filter(request.filter_expression)
+        exp_type, exp = subscription_filter(request.filter_expression)
+        self.proc.members.receiving(ctx.client_id, group, topic, exp_type, exp, session.address)
         settings = session.settings
         if settings is not None and settings.subscription.group.name == group:
             fifo, attempts = bool(settings.subscription.fifo), int(settings.backoff_policy.max_attempts)
@@ -424,15 +424,6 @@ def _name(name: str, code: int, what: str) -> str:
     if not name:
         raise ProxyError(code, f"{what} is empty")
     return name
-
-
-def _filter(expr: Any) -> tuple[str, str]:
-    if expr.type == pb.FilterType.SQL:
-        if not expr.expression.strip():
-            raise ProxyError(Code.ILLEGAL_FILTER_EXPRESSION, "an SQL92 filter needs an expression")
-        return "SQL92", expr.expression
-    text = expr.expression.strip() or "*"
-    return "TAG", text
 
 
 def _tag_set(exp_type: str, exp: str) -> frozenset[str] | None:

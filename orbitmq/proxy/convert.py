@@ -36,6 +36,7 @@ __all__ = [
     "ms_timestamp",
     "outgoing_message",
     "record_to_message",
+    "subscription_filter",
     "timestamp_ms",
 ]
 
@@ -262,3 +263,14 @@ def record_to_message(
         sp.dead_letter_queue.CopyFrom(pb.DeadLetterQueue(topic=origin_topic, message_id=origin_id))
     user = {k: v for k, v in props.items() if k not in RESERVED_PROPERTIES}
     return pb.Message(topic=pb.Resource(name=topic), user_properties=user, system_properties=sp, body=body)
+
+
+def subscription_filter(expr: Any) -> tuple[str, str]:
+    """A ``FilterExpression`` as (expression type, expression) the way remoting carries it: ``("TAG", "*")``
+    when empty. ProxyError(ILLEGAL_FILTER_EXPRESSION) for an SQL92 filter without an expression."""
+    if expr.type == pb.FilterType.SQL:
+        if not expr.expression.strip():
+            raise ProxyError(Code.ILLEGAL_FILTER_EXPRESSION, "an SQL92 filter needs an expression")
+        return "SQL92", expr.expression
+    text = expr.expression.strip() or "*"
+    return "TAG", text

@@ -36,4 +36,5 @@ class ProxyCounters:
     renewals: int = 0  # auto-renew extensions of push consumers' handles
     renewal_failures: int = 0
     transaction_checks: int = 0  # orphaned-transaction checks pushed to producers
+    registration_failures: int = 0  # consumer heartbeats/unregistrations to brokers that failed
     telemetry_streams: int = 0  # open now

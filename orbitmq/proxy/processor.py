@@ -26,10 +26,11 @@ from orbitmq.protocol.record import Prop, decode_records
 from orbitmq.proxy.backends.base import Backend
 from orbitmq.proxy.clients import ClientRegistry, ClientSession
 from orbitmq.proxy.config import ProxyConfig
-from orbitmq.proxy.convert import outgoing_message, record_to_message
+from orbitmq.proxy.convert import outgoing_message, record_to_message, subscription_filter
 from orbitmq.proxy.counters import ProxyCounters
 from orbitmq.proxy.metadata import Metadata
-from orbitmq.proxy.producer import ProducerRegistration, Sender, TransactionData
+from orbitmq.proxy.producer import Sender, TransactionData
+from orbitmq.proxy.registration import ConsumerRegistration, ProducerRegistration, remoting_language
 from orbitmq.proxy.routes import assignments, message_queues, proxy_endpoints
 from orbitmq.proxy.settings import CONSUMER_TYPES, merge_settings
 from orbitmq.proxy.status import Code, ProxyError, error_status, status
@@ -51,6 +52,8 @@ class CallContext:
     language: str = ""
     #: Seconds left before the client's deadline (None: no deadline).
     time_remaining: float | None = None
+    #: The client's address (``host:port``) as the gRPC server sees it.
+    peer: str = ""
 
     def timeout(self, default_s: float = 3.0) -> float:
         """A timeout for a broker request made for this call."""
@@ -76,10 +79,18 @@ class Processor:
         self.sender = Sender(backend, self.metadata, clock)
         self.clients = ClientRegistry()
         self.registration = ProducerRegistration(backend, self.metadata, clock)
+        self.members = ConsumerRegistration(backend, self.metadata, clock, counters)
         self._random = random.Random()
         backend.dispatch.register(
             RequestCode.CHECK_TRANSACTION_STATE, self.check_transaction_state, replace=True
         )
+        # Brokers tell the members of a group about membership and request-mode changes; the proxy's
+        # consumers pop from every queue, so there is nothing to rebalance.
+        for code in (
+            RequestCode.NOTIFY_CONSUMER_IDS_CHANGED,
+            RequestCode.NOTIFY_MESSAGE_REQUEST_MODE_CHANGED,
+        ):
+            backend.dispatch.register(code, _nothing_to_rebalance, replace=True)
 
     # -- routes ----------------------------------------------------------------------------------------
     def endpoints(self, requested: Any) -> Any:
@@ -106,6 +117,7 @@ class Processor:
     def session(self, ctx: CallContext) -> ClientSession:
         s = self.clients.session(ctx.client_id, self.clock.monotonic())
         s.version, s.language = ctx.version or s.version, ctx.language or s.language
+        s.address = ctx.peer or s.address
         return s
 
     async def on_settings(self, session: ClientSession, settings: Any) -> Any:
@@ -123,6 +135,8 @@ class Processor:
                     log.debug("route of %s for settings unavailable: %s", topics[0], exc)
             group = await self.metadata.group_settings(name, broker) if name else None
             session.group = name or session.group
+            if name:
+                self._register_consumer(session, name, settings)
         reply = merge_settings(settings, self.config, group)
         session.client_type, session.settings = ctype, reply
         if settings.WhichOneof("pub_sub") == "publishing":
@@ -131,18 +145,44 @@ class Processor:
             session.publish_topics = tuple(dict.fromkeys(session.publish_topics + published))
         return reply
 
+    def _register_consumer(self, session: ClientSession, group: str, settings: Any) -> None:
+        """Make the client a member of its group on the brokers (what ``admin group describe`` lists)."""
+        subs = {}
+        for entry in settings.subscription.subscriptions:
+            try:
+                if entry.topic.name:
+                    subs[str(entry.topic.name)] = subscription_filter(entry.expression)
+            except ProxyError as exc:  # its receives will answer the error; the rest still registers
+                log.info(
+                    "client %s: subscription to %s not registered: %s",
+                    session.client_id,
+                    entry.topic.name,
+                    exc,
+                )
+        try:
+            language = pb.Language.Name(settings.user_agent.language)
+        except ValueError:  # a language newer than our protobuf modules
+            language = ""
+        self.members.update(
+            session.client_id, group, subs, client_addr=session.address, language=remoting_language(language)
+        )
+
     def terminate(self, ctx: CallContext) -> ClientSession | None:
         session = self.clients.remove(ctx.client_id)
         if session is not None:
-            self.registration.remove_topics(list(session.publish_topics))
+            self._forget(session)
         return session
 
     def expire_idle_clients(self) -> list[ClientSession]:
         gone = self.clients.idle(self.clock.monotonic(), self.config.grpc_client_idle_time_mills / 1000)
         for s in gone:
             self.clients.remove(s.client_id)
-            self.registration.remove_topics(list(s.publish_topics))
+            self._forget(s)
         return gone
+
+    def _forget(self, session: ClientSession) -> None:
+        self.registration.remove_topics(list(session.publish_topics))
+        self.members.remove(session.client_id)
 
     # -- sending ---------------------------------------------------------------------------------------
     async def send(self, request: Any, ctx: CallContext) -> Any:
@@ -226,6 +266,10 @@ class Processor:
         if self._random.choice(producers).push(command):
             self.counters.transaction_checks += 1
         return None
+
+
+async def _nothing_to_rebalance(cmd: RemotingCommand, conn: Connection) -> RemotingCommand | None:
+    return None if cmd.is_oneway else cmd.response()
 
 
 def _name(resource: Any, what: str) -> str:

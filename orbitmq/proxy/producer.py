@@ -1,26 +1,18 @@
-"""The send side: SendMessage → SEND_MESSAGE_V2, EndTransaction → END_TRANSACTION, and the producer-group
-registration that lets brokers ask the proxy to check an orphaned transaction.
+"""The send side: SendMessage → SEND_MESSAGE_V2 and EndTransaction → END_TRANSACTION.
 
-As in the Java proxy the producer group of every gRPC producer is the topic: the proxy heart-beats
-``producerDataSet=[{groupName: <topic>}]`` to the brokers of each topic a connected producer publishes to
-(every ``transactionHeartbeatPeriodSecond``, 20 s), so a broker's CHECK_TRANSACTION_STATE for a half message
-(PGROUP = topic) reaches the proxy, which hands it to one of that topic's producers over Telemetry.
+As in the Java proxy the producer group of every gRPC producer is the topic (the registration that lets
+brokers ask the proxy about an orphaned transaction is in :mod:`orbitmq.proxy.registration`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import logging
-import os
 from dataclasses import dataclass
 
-import orjson
-
-from orbitmq.client.routing import QueueSelector, TopicRoute
+from orbitmq.client.routing import QueueSelector
 from orbitmq.core.clock import Clock
-from orbitmq.core.errors import BrokerError, ClientError, ProtocolError
-from orbitmq.core.service import Service
+from orbitmq.core.errors import ProtocolError
 from orbitmq.protocol.codes import RequestCode, ResponseCode, error_for
 from orbitmq.protocol.command import RemotingCommand
 from orbitmq.protocol.record import SysFlag, decode_offset_msg_id, encode_properties, java_string_hash
@@ -29,14 +21,12 @@ from orbitmq.proxy.convert import OutgoingMessage
 from orbitmq.proxy.metadata import DEFAULT_TOPIC, DEFAULT_TOPIC_QUEUE_NUMS, Metadata
 from orbitmq.proxy.status import Code, ProxyError
 
-__all__ = ["ProducerRegistration", "SendOutcome", "Sender", "TransactionData", "TransactionTable"]
+__all__ = ["SendOutcome", "Sender", "TransactionData", "TransactionTable"]
 
 log = logging.getLogger("orbitmq.proxy")
 
 #: Half messages the proxy remembers for EndTransaction (oldest forgotten first).
 TRANSACTIONS_MAX = 100_000
-HEARTBEAT_PERIOD_S = 20.0  # transactionHeartbeatPeriodSecond
-UNROUTED_RETRY_S = 1.0  # a producer topic whose route did not exist yet
 _STORED = (ResponseCode.SUCCESS, ResponseCode.FLUSH_DISK_TIMEOUT, ResponseCode.FLUSH_SLAVE_TIMEOUT,
            ResponseCode.SLAVE_NOT_AVAILABLE)  # fmt: skip
 _STORE_STATUS_CODES: dict[int, int] = {
@@ -179,64 +169,3 @@ def _commit_log_offset(offset_msg_id: str) -> int:
         return decode_offset_msg_id(offset_msg_id)[2]
     except ProtocolError:
         return -1
-
-
-class ProducerRegistration(Service):
-    """Keeps the proxy registered as producer (group = topic) on the brokers of every topic that a
-    connected gRPC producer publishes to, so brokers can send it transaction checks."""
-
-    def __init__(
-        self, backend: Backend, metadata: Metadata, clock: Clock, client_id: str | None = None
-    ) -> None:
-        super().__init__("proxy producer registration")
-        self.backend, self.metadata, self.clock = backend, metadata, clock
-        self.client_id = client_id or f"proxy@{os.getpid()}"
-        self._topics: collections.Counter[str] = collections.Counter()
-        self._registered: set[str] = set()
-
-    def add_topics(self, topics: list[str]) -> None:
-        new = [t for t in topics if t not in self._registered]
-        self._topics.update(topics)
-        if new:
-            self.wakeup()
-
-    def remove_topics(self, topics: list[str]) -> None:
-        self._topics.subtract(topics)
-        for topic in [t for t, n in self._topics.items() if n <= 0]:
-            del self._topics[topic]
-
-    async def run(self) -> None:
-        while not self.stopping:
-            await self.heartbeat_all()
-            # A topic without a route yet (created by the producer's first send) is retried soon, not after a
-            # whole period: until it is registered the brokers cannot check its orphaned transactions.
-            pending = any(t not in self._registered for t in self._topics)
-            await self.wait_for_wakeup(UNROUTED_RETRY_S if pending else HEARTBEAT_PERIOD_S)
-
-    async def heartbeat_all(self) -> None:
-        topics = sorted(self._topics)
-        by_broker: dict[str, set[str]] = collections.defaultdict(set)
-        for topic in topics:
-            try:
-                route: TopicRoute = await self.metadata.route(topic)
-            except (BrokerError, ClientError) as exc:
-                log.debug("no route for producer topic %s yet: %s", topic, exc)
-                continue
-            for name in route.broker_addrs:
-                by_broker[name].add(topic)
-        results = await asyncio.gather(
-            *(self._heartbeat(name, groups) for name, groups in by_broker.items()), return_exceptions=True
-        )
-        for name, result in zip(by_broker, results, strict=True):
-            if isinstance(result, BaseException):
-                log.info("producer heartbeat to %s failed: %s", name, result)
-            else:
-                self._registered |= by_broker[name]
-
-    async def _heartbeat(self, broker_name: str, groups: set[str]) -> None:
-        producers = [{"groupName": g} for g in sorted(groups)]
-        body = orjson.dumps({"clientID": self.client_id, "producerDataSet": producers, "consumerDataSet": []})
-        cmd = RemotingCommand.request(RequestCode.HEART_BEAT, {}, body)
-        resp = await self.backend.invoke(broker_name, cmd, 3.0)
-        if resp.code != ResponseCode.SUCCESS:
-            raise error_for(resp.code, resp.remark or "")

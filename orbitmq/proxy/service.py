@@ -39,7 +39,14 @@ def call_context(context: Any) -> CallContext:
     if not client_id:
         raise ProxyError(Code.CLIENT_ID_REQUIRED, "the x-mq-client-id header is required")
     remaining = context.time_remaining()
-    return CallContext(client_id, headers.get(_VERSION, ""), headers.get(_LANGUAGE, ""), remaining)
+    peer = peer_address(context.peer() or "")
+    return CallContext(client_id, headers.get(_VERSION, ""), headers.get(_LANGUAGE, ""), remaining, peer)
+
+
+def peer_address(peer: str) -> str:
+    """gRPC's ``ipv4:10.0.0.1:5000`` / ``ipv6:[::1]:5000`` → ``10.0.0.1:5000`` / ``[::1]:5000``."""
+    scheme, sep, rest = peer.partition(":")
+    return rest if sep and scheme in ("ipv4", "ipv6") else peer
 
 
 Handler = Callable[[Any, Any, Any, CallContext], Awaitable[Any]]

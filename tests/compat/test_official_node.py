@@ -56,6 +56,8 @@ async def test_node_producer_and_simple_consumer(servers: ProxiedServers) -> Non
             break
     assert sorted(m["message_id"] for m in got) == sorted(s["message_id"] for s in sent), servers.describe()
     assert all(m["tag"] == "TagN" and m["delivery_attempt"] == 1 and not m["corrupted"] for m in got)
+    # The proxy made the consumer a member of its group on the brokers (what `admin group describe` lists).
+    assert {m["language"] for m in await servers.members("NodeSimple")} == {"NODE_JS"}, servers.describe()
     await consumer.call("change", messageId=got[0]["message_id"], invisibleMs=30000)
     for m in got:
         await consumer.call("ack", messageId=m["message_id"])

@@ -3,10 +3,9 @@ own process) receiving through ``orbitmq proxy`` from a NameServer and two broke
 
 - a reset for a group that never consumed the topic, then both brokers restarted, then the first consumer
   receives exactly the messages from the reset point on;
-- a reset while it consumes moves what it receives next (the proxy pops; POP picks the reset up).
-
-(``group describe`` does not list these consumers yet: the proxy registers only producers with the
-brokers, see docs/status.md.)
+- a reset while it consumes moves what it receives next (the proxy pops; POP picks the reset up);
+- meanwhile ``group describe`` lists the consumer (the proxy heart-beats it to both brokers), and not after
+  it shut down.
 """
 
 from __future__ import annotations
@@ -84,6 +83,9 @@ async def test_grpc_consumer_starts_at_a_reset_made_before_a_restart_and_follows
     assert sorted(first) == [f"new{i}" for i in range(8)], servers.describe()
 
     async with AdminClient(namesrv) as admin:
+        d = await admin.describe_group(GROUP)
+        assert [(m.language, len(m.brokers)) for m in d.members] == [("PYTHON", 2)], d.to_json()
+        assert d.mode == "CLUSTERING POP" and d.subscriptions == {TOPIC: "*"}, d.to_json()
         for i in range(4):
             await producer.call("send", topic=TOPIC, body=f"late{i}")
         await admin.reset_offset(GROUP, TOPIC, timestamp=mark)  # replay the "new" messages, not the old
@@ -92,3 +94,7 @@ async def test_grpc_consumer_starts_at_a_reset_made_before_a_restart_and_follows
         servers.describe()
     )
     assert await consumer.shutdown() == 0 and await producer.shutdown() == 0
+    async with AdminClient(namesrv) as admin:
+        async with asyncio.timeout(10):
+            while (await admin.describe_group(GROUP)).members:  # unregistered in the background
+                await asyncio.sleep(0.1)

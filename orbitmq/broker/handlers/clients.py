@@ -139,7 +139,7 @@ class ClientHandlers:
                 cd.group_name, ch, hb.client_id, cmd.language, cmd.version,
                 cd.consume_type, cd.message_model, cd.consume_from_where, cd.subscriptions, now,
                 notify_enabled=gcfg.notify_consumer_ids_changed_enable,
-                update_subscription=not hb.without_sub,
+                update_subscription=not hb.without_sub, client_addr=hb.client_addr,
             )  # fmt: skip
         for group in hb.producer_groups:
             self.ctx.producers.register_producer(group, ch, hb.client_id, cmd.language, cmd.version, now)
@@ -156,14 +156,14 @@ class ClientHandlers:
                 log.warning("heartbeat from %s: group %s, topic %s: %s", client_id, group, sub.topic, error)
 
     async def unregister_client(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
-        cmd.str_field("clientID")
+        client_id = cmd.str_field("clientID")
         ch = channel_of(conn)
         producer_group = cmd.opt_str("producerGroup")
         if producer_group:
             self.ctx.producers.unregister_producer(producer_group, ch)
         consumer_group = cmd.opt_str("consumerGroup")
         if consumer_group:
-            self.ctx.consumers.unregister_consumer(consumer_group, ch)
+            self.ctx.consumers.unregister_consumer(consumer_group, ch, client_id)
         return cmd.response()
 
     async def get_consumer_list_by_group(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:

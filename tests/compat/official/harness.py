@@ -189,6 +189,22 @@ class ProxiedServers:
         finally:
             await client.close()
 
+    async def members(self, group: str) -> list[dict[str, Any]]:
+        """The group's members on every broker (GET_CONSUMER_CONNECTION_LIST ``connectionSet`` entries)."""
+        client = RemotingClient()
+        try:
+            found: list[dict[str, Any]] = []
+            for addr in self.brokers:
+                request = RemotingCommand.request(
+                    RequestCode.GET_CONSUMER_CONNECTION_LIST, {"consumerGroup": group}
+                )
+                resp = await client.invoke(addr, request, 10.0)
+                if resp.code == ResponseCode.SUCCESS:
+                    found += json.loads(resp.body_bytes())["connectionSet"]
+            return found
+        finally:
+            await client.close()
+
     def describe(self) -> str:
         logs = "\n".join(f"--- {p.component} log tail:\n{p.log_tail(40)}" for p in self.processes)
         return logs + "\n" + "\n".join(c.describe() for c in self.clients)

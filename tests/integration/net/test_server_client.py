@@ -301,6 +301,8 @@ async def test_connect_failures_are_client_errors(harness: Harness) -> None:
 async def test_outgoing_requests_say_python_and_version(
     harness: Harness, client: RemotingClient, raw_peers: Callable[..., Awaitable[RawPeer]]
 ) -> None:
+    """Requests carry our version; their language is PYTHON unless the caller speaks for a client of another
+    language (the proxy heart-beating a Node consumer says NODE_JS)."""
     seen: list[RemotingCommand] = []
 
     async def capture(cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
@@ -308,9 +310,9 @@ async def test_outgoing_requests_say_python_and_version(
         return cmd.response()
 
     harness.server.dispatch.register(77, capture)
-    cmd = RemotingCommand(code=77, language="JAVA", version=1)
-    await client.invoke(harness.addr, cmd, timeout_s=5)
-    assert (seen[0].language, seen[0].version) == ("PYTHON", 479)
+    await client.invoke(harness.addr, RemotingCommand(code=77, version=1), timeout_s=5)
+    await client.invoke(harness.addr, RemotingCommand(code=77, language="NODE_JS", version=1), timeout_s=5)
+    assert [(c.language, c.version) for c in seen] == [("PYTHON", 479), ("NODE_JS", 479)]
     assert seen[0].opaque > 0
 
 

@@ -44,7 +44,8 @@ class GrpcClient:
     """The official client's stubs with the headers every official client sends."""
 
     def __init__(self, address: str, client_id: str | None = None) -> None:
-        self.channel = grpc.aio.insecure_channel(address)
+        # Its own connection, as the official Python client has (gRPC would share one between channels).
+        self.channel = grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
         self.stub = sgrpc.MessagingServiceStub(self.channel)
         self.client_id = client_id or f"test@{next(_ids)}"
         host, _, port = address.rpartition(":")

@@ -62,7 +62,7 @@ def register(
     now_ms: int = 0,
     group: str = "G",
     model: MessageModel = MessageModel.CLUSTERING,
-    **kw: bool,
+    **kw: bool | str,
 ):
     return m.register_consumer(
         group,
@@ -199,12 +199,45 @@ def test_unregister_and_close() -> None:
     register(m, a, "c1", group="H")
     register(m, b, "c2")
     rec.calls.clear()
-    assert m.unregister_consumer("G", b)
-    assert not m.unregister_consumer("G", b)
+    assert not m.unregister_consumer("G", b, "c1"), "another client's id on the channel removes nothing"
+    assert m.unregister_consumer("G", b, "c2")
+    assert not m.unregister_consumer("G", b, "c2")
     assert rec.calls == [("G", [a.id])]
     assert sorted(m.channel_closed(a)) == ["G", "H"]
     assert m.consumer_ids("G") == [] and m.group_info("G") is None and m.groups() == []
     assert len(rec.calls) == 1, "an emptied group has nobody to notify"
+
+
+def test_a_proxy_channel_carries_one_member_per_client() -> None:
+    """A proxy heartbeats for each gRPC consumer on its one connection: each is a member with the address the
+    proxy reports; the group is notified once per channel; each leaves on its own."""
+    m, rec = consumers()
+    proxy, other = FakeChannel(remote_addr="10.0.0.9:40000"), FakeChannel()
+    register(m, proxy, "grpc-a", client_addr="192.0.2.1:1111")
+    register(m, proxy, "grpc-b", client_addr="192.0.2.2:2222")
+    register(m, other, "remoting-c")
+    assert m.consumer_ids("G") == ["grpc-a", "grpc-b", "remoting-c"]
+    snap = m.group_info("G")
+    assert snap is not None
+    assert [(x.client_id, x.client_addr) for x in snap.members] == [
+        ("grpc-a", "192.0.2.1:1111"), ("grpc-b", "192.0.2.2:2222"), ("remoting-c", "192.0.2.7:50000")
+    ]  # fmt: skip
+    assert sorted(c.id for c in m.channels("G")) == sorted([proxy.id, other.id])
+    rec.calls.clear()
+    assert m.unregister_consumer("G", proxy, "grpc-a")
+    assert m.consumer_ids("G") == ["grpc-b", "remoting-c"]
+    assert rec.calls == [("G", sorted([proxy.id, other.id]))], "each channel is told once"
+    assert m.channel_closed(proxy) == ["G"]
+    assert m.consumer_ids("G") == ["remoting-c"]
+
+
+def test_heartbeat_client_addr_is_checked() -> None:
+    base = {"clientID": "c1", "consumerDataSet": [], "producerDataSet": []}
+    assert HeartbeatData.from_json(base).client_addr is None
+    assert HeartbeatData.from_json({**base, "clientAddr": "192.0.2.1:5"}).client_addr == "192.0.2.1:5"
+    for bad in (5, "", "x" * 301):
+        with pytest.raises(ProtocolError):
+            HeartbeatData.from_json({**base, "clientAddr": bad})
 
 
 def test_expiry_after_channel_expired_timeout() -> None:
@@ -287,48 +320,51 @@ class ConsumerSequences(RuleBasedStateMachine):
         self.manager = ConsumerManager(BrokerConfig(channel_expired_timeout=100))
         self.channels = [FakeChannel() for _ in range(4)]
         self.now = 0
-        # model: group → channel id → (client id, last heartbeat)
-        self.model: dict[str, dict[int, tuple[str, int]]] = {}
+        # model: group → (channel id, client id) → last heartbeat
+        self.model: dict[str, dict[tuple[int, str], int]] = {}
 
     @rule(group=st.sampled_from(["A", "B"]), ch=st.integers(0, 3), client=st.sampled_from(["c1", "c2", "c3"]))
     def heartbeat(self, group: str, ch: int, client: str) -> None:
         channel = self.channels[ch]
         register(self.manager, channel, client, now_ms=self.now, group=group)
-        self.model.setdefault(group, {})[channel.id] = (client, self.now)
+        self.model.setdefault(group, {})[(channel.id, client)] = self.now
 
-    @rule(group=st.sampled_from(["A", "B"]), ch=st.integers(0, 3))
-    def unregister(self, group: str, ch: int) -> None:
+    @rule(group=st.sampled_from(["A", "B"]), ch=st.integers(0, 3), client=st.sampled_from(["c1", "c2", "c3"]))
+    def unregister(self, group: str, ch: int, client: str) -> None:
         channel = self.channels[ch]
-        removed = self.manager.unregister_consumer(group, channel)
-        assert removed == (channel.id in self.model.get(group, {}))
-        self.model.get(group, {}).pop(channel.id, None)
+        removed = self.manager.unregister_consumer(group, channel, client)
+        assert removed == ((channel.id, client) in self.model.get(group, {}))
+        self.model.get(group, {}).pop((channel.id, client), None)
 
     @rule(ch=st.integers(0, 3))
     def close(self, ch: int) -> None:
         channel = self.channels[ch]
         left = self.manager.channel_closed(channel)
-        assert sorted(left) == sorted(g for g, chans in self.model.items() if channel.id in chans)
-        for chans in self.model.values():
-            chans.pop(channel.id, None)
+        assert sorted(left) == sorted(
+            g for g, ms in self.model.items() if any(k[0] == channel.id for k in ms)
+        )
+        for members in self.model.values():
+            for key in [k for k in members if k[0] == channel.id]:
+                del members[key]
 
     @rule(dt=st.integers(0, 150))
     def time_passes(self, dt: int) -> None:
         self.now += dt
         expired = self.manager.scan_expired(self.now)
         expected = sorted(
-            (g, cid)
-            for g, chans in self.model.items()
-            for cid, (_, seen) in chans.items()
+            (g, key)
+            for g, members in self.model.items()
+            for key, seen in members.items()
             if self.now - seen > 100
         )
-        assert sorted((e.group, e.channel.id) for e in expired) == expected
-        for g, cid in expected:
-            del self.model[g][cid]
+        assert sorted((e.group, (e.channel.id, e.client_id)) for e in expired) == expected
+        for g, key in expected:
+            del self.model[g][key]
 
     @invariant()
     def ids_match_the_model(self) -> None:
         for group in ("A", "B"):
-            expected = sorted({client for client, _ in self.model.get(group, {}).values()})
+            expected = sorted({client for _, client in self.model.get(group, {})})
             assert self.manager.consumer_ids(group) == expected
         assert self.manager.groups() == sorted(g for g, chans in self.model.items() if chans)
 
