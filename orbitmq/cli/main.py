@@ -144,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     bx.add_argument("--messages", type=int, default=20_000, help="messages per run")
     bx.add_argument("--concurrency", type=int, default=32, help="sends in flight")
     bx.add_argument("--quick", action="store_true", help="a few hundred messages (for tests)")
+    bo = bsub.add_parser("offsets", help="offset sync to a standby cluster by time vs a plain offset copy")
+    bo.add_argument("--groups", type=int, default=20, help="consumer groups with positions")
+    bo.add_argument("--topics", type=int, default=10, help="topics of 8 queues each")
+    bo.add_argument("--quick", action="store_true", help="2 groups, 2 topics (for tests)")
     br = bsub.add_parser(
         "rebalance", help="POP-aware rebalance vs upstream's broker-side rebalance of all topics"
     )
@@ -390,6 +394,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from orbitmq.cli.bench.timer import run_timer_bench
 
             print(json.dumps(run_timer_bench(args.count, args.spread, args.quick), indent=2))
+            return 0
+        if args.command == "bench" and args.workload == "offsets":
+            from orbitmq.cli.bench.offsets import run_offsets_bench
+
+            print(json.dumps(run_offsets_bench(args.groups, args.topics, args.quick), indent=2))
             return 0
         if args.command == "bench" and args.workload == "txn":
             from orbitmq.cli.bench.txn import run_txn_bench
