@@ -2,7 +2,8 @@
 plain copy of the offsets, in one run.
 
 Two ``orbitmq standalone`` processes, a primary and a standby, each with ``topics`` topics of 8 queues
-holding the same messages (the standby gets each one after the primary, as a mirror does). On the primary,
+holding the same messages (the standby gets each one a few milliseconds after the primary, as a mirror
+does). On the primary,
 ``groups`` consumer groups have committed positions on every queue of every topic. Then, timed:
 
 - **export**: ``AdminClient.export_offsets`` of every group on the primary (what ``offset export`` does);
@@ -33,23 +34,31 @@ QUEUES = 8
 BODY = b"x" * 256
 
 
-async def _fill(namesrv: str, topics: list[str], per_queue: int) -> dict[str, str]:
-    """Create the topics and send ``per_queue`` messages to each queue, in queue order; topic → broker."""
-    brokers: dict[str, str] = {}
+async def _queues(namesrv: str, topics: list[str]) -> list[MessageQueue]:
+    """Create the topics; their queues."""
+    out = []
     async with AdminClient(namesrv) as admin:
         for topic in topics:
             await admin.create_topic(topic, queues=QUEUES)
-            brokers[topic] = (await admin.topic_masters(topic))[0][0].name
-    producer = Producer("bench-offsets", namesrv)
-    await producer.start()
+            broker = (await admin.topic_masters(topic))[0][0].name
+            out += [MessageQueue(topic, broker, q) for q in range(QUEUES)]
+    return out
+
+
+async def _fill(primary: str, standby: str, topics: list[str], per_queue: int) -> None:
+    """``per_queue`` messages to every queue of both clusters, each round to the primary first and then to
+    the standby (a mirror a few milliseconds behind), so a message's standby copy is never stored earlier."""
+    producers = [Producer("bench-offsets", primary), Producer("bench-offsets", standby)]
+    plans = [await _queues(primary, topics), await _queues(standby, topics)]
+    for p in producers:
+        await p.start()
     try:
-        for topic in topics:
-            mqs = [MessageQueue(topic, brokers[topic], q) for q in range(QUEUES)]
-            for _ in range(per_queue):
-                await asyncio.gather(*(producer.send(Message(topic, BODY), queue=mq) for mq in mqs))
+        for _ in range(per_queue):
+            for producer, queues in zip(producers, plans, strict=True):
+                await asyncio.gather(*(producer.send(Message(mq.topic, BODY), queue=mq) for mq in queues))
     finally:
-        await producer.shutdown()
-    return brokers
+        for p in producers:
+            await p.shutdown()
 
 
 async def _commit_positions(namesrv: str, topics: list[str], groups: list[str], per_queue: int) -> None:
@@ -91,8 +100,7 @@ async def _main(groups: int, topics: int, per_queue: int) -> dict[str, Any]:
     topic_names = [f"BenchOffsets{t}" for t in range(topics)]
     group_names = [f"BenchOffsetsG{g}" for g in range(groups)]
     async with standalone_process("ASYNC_FLUSH") as primary, standalone_process("ASYNC_FLUSH") as standby:
-        await _fill(primary.namesrv, topic_names, per_queue)
-        await _fill(standby.namesrv, topic_names, per_queue)
+        await _fill(primary.namesrv, standby.namesrv, topic_names, per_queue)
         await _commit_positions(primary.namesrv, topic_names, group_names, per_queue)
         result = await _measure(primary.namesrv, standby.namesrv, group_names)
     return {"workload": "offsets", "machine": machine(), "groups": groups, "topics": topics,
