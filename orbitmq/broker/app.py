@@ -17,13 +17,7 @@ import logging
 
 from orbitmq.broker.assignment import MessageRequestModeManager
 from orbitmq.broker.config import BrokerConfig
-from orbitmq.broker.groups import (
-    ChannelLike,
-    ConsumerManager,
-    ProducerManager,
-    RebalanceLockManager,
-    SubscriptionGroupManager,
-)
+from orbitmq.broker.groups import ChannelLike, ConsumerManager, ProducerManager
 from orbitmq.broker.handlers import BrokerContext, handler_table
 from orbitmq.broker.handlers.assignment import AssignmentHandlers, build_assignment_handlers
 from orbitmq.broker.handlers.clients import (
@@ -31,6 +25,7 @@ from orbitmq.broker.handlers.clients import (
     notify_consumer_ids_changed,
     on_connection_closed,
 )
+from orbitmq.broker.locks import RebalanceLockManager
 from orbitmq.broker.longpoll import PullRequestHoldService
 from orbitmq.broker.offsets import ConsumerOffsetManager, OffsetPersistService
 from orbitmq.broker.persist import PersistService
@@ -39,6 +34,7 @@ from orbitmq.broker.rates import BrokerRates
 from orbitmq.broker.registration import BrokerRegistrationService
 from orbitmq.broker.schedule import DelayOffsetManager, ScheduleMessageService
 from orbitmq.broker.stats import BrokerStats
+from orbitmq.broker.subscription_groups import SubscriptionGroupManager
 from orbitmq.broker.timer import TimerCheckpointManager, TimerMessageService, normalize_precision_ms
 from orbitmq.broker.topics import TopicConfig, TopicConfigManager
 from orbitmq.broker.transaction import TransactionalMessageService

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias, TypeVar
 
-from orbitmq.broker.groups import MessageQueue
+from orbitmq.broker.locks import MessageQueue
 from orbitmq.broker.persist import JsonConfigManager
 from orbitmq.broker.topics import RETRY_GROUP_TOPIC_PREFIX
 from orbitmq.core.clock import Clock

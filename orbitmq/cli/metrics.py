@@ -27,7 +27,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from orbitmq.broker.app import BrokerApp
-from orbitmq.broker.groups import ConsumeType
+from orbitmq.broker.heartbeat import ConsumeType
 from orbitmq.broker.offsets import TOPIC_GROUP_SEPARATOR
 from orbitmq.broker.pop import PopService
 from orbitmq.broker.topics import RETRY_GROUP_TOPIC_PREFIX, is_system_topic

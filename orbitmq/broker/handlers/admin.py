@@ -15,9 +15,10 @@ from typing import Any
 
 import orjson
 
-from orbitmq.broker.groups import MessageQueue, SubscriptionGroupConfig
 from orbitmq.broker.handlers.clients import REGISTER_WAIT_S
 from orbitmq.broker.handlers.context import BrokerContext
+from orbitmq.broker.locks import MessageQueue
+from orbitmq.broker.subscription_groups import SubscriptionGroupConfig
 from orbitmq.broker.topics import TopicConfig, parse_attribute_modifications
 from orbitmq.core.errors import BrokerError, ProtocolError
 from orbitmq.net.connection import Connection

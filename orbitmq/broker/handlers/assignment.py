@@ -30,8 +30,10 @@ from orbitmq.broker.assignment import (
     changed_pop_assignments,
     is_retry_topic,
 )
-from orbitmq.broker.groups import ChannelLike, ConsumerManager, MessageModel, MessageQueue
+from orbitmq.broker.groups import ChannelLike, ConsumerManager
 from orbitmq.broker.handlers.context import BrokerContext, ClientChannel
+from orbitmq.broker.heartbeat import MessageModel
+from orbitmq.broker.locks import MessageQueue
 from orbitmq.broker.topics import TopicConfigManager, is_readable, validate_group, validate_topic
 from orbitmq.core.clock import Clock
 from orbitmq.core.errors import BrokerError, ClientError, ProtocolError

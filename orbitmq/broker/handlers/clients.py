@@ -17,15 +17,10 @@ import logging
 import orjson
 
 from orbitmq.broker.filters import MessageFilterFactory, SubscriptionData
-from orbitmq.broker.groups import (
-    ChannelLike,
-    ConsumerManager,
-    HeartbeatData,
-    MessageQueue,
-    ProducerManager,
-    RebalanceLockManager,
-)
+from orbitmq.broker.groups import ChannelLike, ConsumerManager, ProducerManager
 from orbitmq.broker.handlers.context import BrokerContext, channel_of
+from orbitmq.broker.heartbeat import HeartbeatData
+from orbitmq.broker.locks import MessageQueue, RebalanceLockManager
 from orbitmq.broker.longpoll import PullRequestHoldService, sleep_unless_woken
 from orbitmq.broker.topics import retry_topic
 from orbitmq.core.clock import Clock

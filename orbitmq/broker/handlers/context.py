@@ -11,17 +11,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from orbitmq.broker.config import BrokerConfig
-from orbitmq.broker.groups import (
-    ConsumerManager,
-    ProducerManager,
-    RebalanceLockManager,
-    SubscriptionGroupManager,
-)
+from orbitmq.broker.groups import ConsumerManager, ProducerManager
+from orbitmq.broker.locks import RebalanceLockManager
 from orbitmq.broker.longpoll import PullRequestHoldService
 from orbitmq.broker.offsets import ConsumerOffsetManager
 from orbitmq.broker.rates import BrokerRates
 from orbitmq.broker.schedule import DelayOffsetManager
 from orbitmq.broker.stats import BrokerStats
+from orbitmq.broker.subscription_groups import SubscriptionGroupManager
 from orbitmq.broker.topics import TopicConfigManager
 from orbitmq.core.clock import Clock
 from orbitmq.core.errors import ClientError

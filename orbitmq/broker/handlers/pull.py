@@ -34,8 +34,9 @@ from orbitmq.broker.filters import (
     SubscriptionData,
     build_subscription,
 )
-from orbitmq.broker.groups import MessageModel, SubscriptionGroupConfig
 from orbitmq.broker.handlers.context import BrokerContext, java_fields
+from orbitmq.broker.heartbeat import MessageModel
+from orbitmq.broker.subscription_groups import SubscriptionGroupConfig
 from orbitmq.broker.topics import Perm, TopicConfig
 from orbitmq.core.errors import BrokerError, ProtocolError
 from orbitmq.core.limits import PULL_BATCH_BYTES_MAX, PULL_BATCH_COUNT_MAX

@@ -27,9 +27,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from orbitmq.broker.groups import MessageQueue
 from orbitmq.broker.handlers.admin import mq_keyed_json
 from orbitmq.broker.handlers.context import BrokerContext
+from orbitmq.broker.locks import MessageQueue
 from orbitmq.core.errors import BrokerError
 from orbitmq.net.connection import Connection
 from orbitmq.net.dispatch import RequestHandler

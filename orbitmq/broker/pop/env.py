@@ -7,8 +7,9 @@ import os
 from dataclasses import dataclass, field
 
 from orbitmq.broker.config import BrokerConfig
-from orbitmq.broker.groups import ConsumerManager, SubscriptionGroupManager
+from orbitmq.broker.groups import ConsumerManager
 from orbitmq.broker.offsets import ConsumerOffsetManager
+from orbitmq.broker.subscription_groups import SubscriptionGroupManager
 from orbitmq.broker.topics import TopicConfigManager
 from orbitmq.core.clock import Clock
 from orbitmq.protocol.pop import INIT_MODE_MIN, REVIVE_GROUP, revive_topic

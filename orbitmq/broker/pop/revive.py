@@ -21,11 +21,11 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from orbitmq.broker.groups import SubscriptionGroupConfig
 from orbitmq.broker.pop.env import PopEnv
 from orbitmq.broker.pop.records import AckMsg, PopCheckPoint, ack_message, parse_revive_record
 from orbitmq.broker.pop.revive_state import PendingCheckpoint, ReviveQueueState
 from orbitmq.broker.pop.writer import ReviveLogWriter
+from orbitmq.broker.subscription_groups import SubscriptionGroupConfig
 from orbitmq.broker.topics import Perm, dlq_topic
 from orbitmq.core.errors import BrokerError, ProtocolError
 from orbitmq.core.service import Service

@@ -9,7 +9,7 @@ import asyncio
 import logging
 
 from orbitmq.broker.config import BrokerConfig
-from orbitmq.broker.groups import ConsumerManager, SubscriptionGroupManager
+from orbitmq.broker.groups import ConsumerManager
 from orbitmq.broker.offsets import ConsumerOffsetManager
 from orbitmq.broker.persist import PersistService
 from orbitmq.broker.pop.acker import Acker
@@ -21,6 +21,7 @@ from orbitmq.broker.pop.polling import PopLongPollingService
 from orbitmq.broker.pop.popper import Popper
 from orbitmq.broker.pop.revive import PopReviveService
 from orbitmq.broker.pop.writer import ReviveLogWriter
+from orbitmq.broker.subscription_groups import SubscriptionGroupManager
 from orbitmq.broker.topics import TopicConfigManager
 from orbitmq.core.clock import Clock
 from orbitmq.core.service import Service

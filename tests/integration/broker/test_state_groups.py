@@ -7,8 +7,8 @@ import json
 import os
 
 from orbitmq.broker.config import BrokerConfig
-from orbitmq.broker.groups import SubscriptionGroupConfig, SubscriptionGroupManager
 from orbitmq.broker.persist import PersistService
+from orbitmq.broker.subscription_groups import SubscriptionGroupConfig, SubscriptionGroupManager
 from orbitmq.broker.topics import TopicConfig, TopicConfigManager
 from orbitmq.core.clock import FakeClock
 

@@ -151,6 +151,6 @@ async def test_queues_are_locked_on_the_broker_while_owned_and_unlocked_on_shutd
 
 
 def _broker_mq(mq: MessageQueue):  # type: ignore[no-untyped-def]
-    from orbitmq.broker.groups import MessageQueue as BrokerMQ
+    from orbitmq.broker.locks import MessageQueue as BrokerMQ
 
     return BrokerMQ(mq.topic, mq.broker_name, mq.queue_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import orjson
 
-from orbitmq.broker.groups import SubscriptionGroupConfig
+from orbitmq.broker.subscription_groups import SubscriptionGroupConfig
 from orbitmq.protocol.codes import RequestCode, ResponseCode
 from orbitmq.protocol.pop import REVIVE_GROUP, ExtraInfo, revive_topic
 from orbitmq.protocol.record import Prop, decode_records

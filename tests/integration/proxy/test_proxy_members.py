@@ -12,7 +12,8 @@ from rocketmq.grpc_protocol import definition_pb2 as pb
 from rocketmq.grpc_protocol import service_pb2 as spb
 
 from orbitmq.admin import AdminClient
-from orbitmq.broker.groups import ConsumerGroupSnapshot, ConsumeType
+from orbitmq.broker.groups import ConsumerGroupSnapshot
+from orbitmq.broker.heartbeat import ConsumeType
 
 from .conftest import GrpcClient, Stack, cluster_stack, create_topic, local_stack
 from .messages import consumer_settings, receive

@@ -12,9 +12,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from orbitmq.broker.groups import HeartbeatData
 from orbitmq.broker.handlers.pull import PullRequestHeader
 from orbitmq.broker.handlers.send import SendHeader
+from orbitmq.broker.heartbeat import HeartbeatData
 from orbitmq.protocol.codes import RequestCode
 from orbitmq.protocol.command import RemotingCommand
 from orbitmq.protocol.frame import FrameDecoder

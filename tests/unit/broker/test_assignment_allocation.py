@@ -23,7 +23,7 @@ from orbitmq.broker.assignment import (
     assign,
     changed_pop_assignments,
 )
-from orbitmq.broker.groups import MessageQueue
+from orbitmq.broker.locks import MessageQueue
 from orbitmq.core.clock import FakeClock
 from orbitmq.core.errors import ProtocolError, StoreError
 

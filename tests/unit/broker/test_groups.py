@@ -12,15 +12,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from orbitmq.broker.config import BrokerConfig
 from orbitmq.broker.filters import SubscriptionData, build_subscription
-from orbitmq.broker.groups import (
-    ChannelLike,
-    ConsumeFromWhere,
-    ConsumerManager,
-    ConsumeType,
-    HeartbeatData,
-    MessageModel,
-    ProducerManager,
-)
+from orbitmq.broker.groups import ChannelLike, ConsumerManager, ProducerManager
+from orbitmq.broker.heartbeat import ConsumeFromWhere, ConsumeType, HeartbeatData, MessageModel
 from orbitmq.core.errors import ProtocolError
 from orbitmq.protocol.command import RemotingCommand
 

@@ -5,12 +5,8 @@ from __future__ import annotations
 import pytest
 
 from orbitmq.broker.config import BrokerConfig
-from orbitmq.broker.groups import (
-    MessageQueue,
-    RebalanceLockManager,
-    SubscriptionGroupConfig,
-    SubscriptionGroupManager,
-)
+from orbitmq.broker.locks import MessageQueue, RebalanceLockManager
+from orbitmq.broker.subscription_groups import SubscriptionGroupConfig, SubscriptionGroupManager
 from orbitmq.core.clock import FakeClock
 from orbitmq.core.errors import BrokerError, ProtocolError
 from orbitmq.protocol.codes import ResponseCode

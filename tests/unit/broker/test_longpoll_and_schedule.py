@@ -7,12 +7,12 @@ import asyncio
 
 import pytest
 
-from orbitmq.broker.groups import MessageQueue
 from orbitmq.broker.handlers.admin import mq_keyed_json, properties_text
 from orbitmq.broker.handlers.offsets import search_offset
 from orbitmq.broker.handlers.pull import pull_response_code
 from orbitmq.broker.handlers.send import SendHeader, put_status_response
 from orbitmq.broker.handlers.sendback import retry_copy
+from orbitmq.broker.locks import MessageQueue
 from orbitmq.broker.longpoll import HOLD_MS_MAX, PullRequestHoldService, WakeReason
 from orbitmq.broker.schedule import (
     SCHEDULE_TOPIC,

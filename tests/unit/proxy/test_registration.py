@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orbitmq.broker.groups import ConsumeType, HeartbeatData
+from orbitmq.broker.heartbeat import ConsumeType, HeartbeatData
 from orbitmq.proxy.registration import ConsumerMember, remoting_language
 from orbitmq.proxy.service import peer_address
 
