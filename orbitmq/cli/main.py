@@ -369,74 +369,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(serve("broker", broker_components(args)))
         if args.command == "proxy":
             return _run(serve("proxy", proxy_components(args)))
-        if args.command == "bench" and args.workload == "store":
-            from orbitmq.cli.bench.store import run_store_bench
+        if args.command == "bench":
+            from orbitmq.cli.bench import run_bench
 
-            result = run_store_bench(args.seconds, args.recovery_mib, args.dir)
-            print(json.dumps(result, indent=2))
-            return 0
-        if args.command == "bench" and args.workload == "produce":
-            from orbitmq.cli.bench.produce import run_produce_bench
-
-            print(json.dumps(run_produce_bench(args.messages), indent=2))
-            return 0
-        if args.command == "bench" and args.workload == "rebalance":
-            from orbitmq.cli.bench.rebalance import BenchSettings, run_rebalance_bench
-
-            settings = (
-                BenchSettings.quick()
-                if args.quick
-                else BenchSettings(args.interval, args.window, args.changes)
-            )
-            print(json.dumps(run_rebalance_bench(settings), indent=2))
-            return 0
-        if args.command == "bench" and args.workload == "timer":
-            from orbitmq.cli.bench.timer import run_timer_bench
-
-            print(json.dumps(run_timer_bench(args.count, args.spread, args.quick), indent=2))
-            return 0
-        if args.command == "bench" and args.workload == "offsets":
-            from orbitmq.cli.bench.offsets import run_offsets_bench
-
-            print(json.dumps(run_offsets_bench(args.groups, args.topics, args.quick), indent=2))
-            return 0
-        if args.command == "bench" and args.workload == "txn":
-            from orbitmq.cli.bench.txn import run_txn_bench
-
-            print(json.dumps(run_txn_bench(args.messages, args.concurrency, args.quick), indent=2))
-            return 0
-        if args.command == "bench" and args.workload == "pop":
-            from orbitmq.cli.bench.pop import run_pop_bench
-
-            result = run_pop_bench(args.backlog, args.consumers, args.batch, quick=args.quick,
-                                   redis=not args.no_redis)  # fmt: skip
-            print(json.dumps(result, indent=2))
-            return 0
-        if args.command == "bench" and args.workload == "filter":
-            from orbitmq.cli.bench.filter import run_filter_bench
-
-            print(json.dumps(run_filter_bench(args.messages, args.rounds, args.quick), indent=2))
-            return 0
-        if args.command == "bench" and args.workload == "longpoll":
-            from orbitmq.cli.bench.longpoll import LongPollParams, run_longpoll_bench
-
-            lp = LongPollParams.quick() if args.quick else LongPollParams()
-            print(json.dumps(run_longpoll_bench(lp), indent=2))
-            return 0
-        if args.command == "bench" and args.workload == "startup":
-            from orbitmq.cli.bench.startup import run_startup_bench
-
-            print(json.dumps(run_startup_bench(args.runs, args.idle, args.quick), indent=2))
-            return 0
-        if args.command == "bench" and args.workload == "consume":
-            from orbitmq.cli.bench.consume import ConsumeBenchParams, run_consume_bench
-
-            params = (
-                ConsumeBenchParams.quick()
-                if args.quick
-                else ConsumeBenchParams(args.backlog, args.rate, args.seconds, args.rounds)
-            )
-            print(json.dumps(run_consume_bench(params), indent=2))
+            print(json.dumps(run_bench(args), indent=2))
             return 0
     except ConfigError as exc:
         print(f"orbitmq: configuration error: {exc}", file=sys.stderr)
